@@ -1,0 +1,29 @@
+# The two commands (see README): `make run` and `make test`. Each sets itself up.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test admin lint format bench
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) platform/launch.py run
+
+test: $(STAMP)
+	$(PY) platform/launch.py test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+admin: $(STAMP)
+	$(PY) platform/launch.py manage createsuperuser
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

@@ -1,0 +1,62 @@
+"""API authentication: `Authorization: Bearer <key>` or a browser session.
+
+Both set `request.workspace`, the tenant that every query of the request is scoped to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
+from rest_framework.request import Request
+
+from accounts.selectors import workspace_for_user
+from accounts.services import api_key_authenticate
+
+SESSION_WORKSPACE_KEY = "workspace_id"
+
+
+class InvalidApiKey(exceptions.AuthenticationFailed):
+    default_detail = "Incorrect API key provided."
+    default_code = "invalid_api_key"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != b"bearer":
+            return None
+        if len(header) != 2:
+            raise InvalidApiKey("Malformed Authorization header: use 'Bearer <api key>'.")
+        try:
+            raw = header[1].decode()
+        except UnicodeDecodeError:
+            raise InvalidApiKey() from None
+        key = api_key_authenticate(raw=raw)
+        if key is None:
+            raise InvalidApiKey()
+        request.workspace = key.workspace
+        request.api_key = key
+        return key.created_by, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class WorkspaceSessionAuthentication(SessionAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        workspace = workspace_for_user(user, request.session.get(SESSION_WORKSPACE_KEY))
+        if workspace is None:
+            raise exceptions.PermissionDenied("You do not belong to any workspace.")
+        request.workspace = workspace
+        request.api_key = None
+        return result

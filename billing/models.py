@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Lane(models.TextChoices):
+    PRIORITY = "priority", "Priority"
+    STANDARD = "standard", "Standard"
+    FREE = "free", "Free"
+
+
+class Plan(models.Model):
+    """What a workspace may do. Edited in the admin; the free plan is the default."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    is_default = models.BooleanField(
+        default=False, help_text="The plan of every workspace without a subscription."
+    )
+    daily_images = models.PositiveIntegerField(help_text="Images per quota window.")
+    window_hours = models.PositiveIntegerField(
+        default=24, help_text="Length of the quota window; 24 is the calendar day in UTC."
+    )
+    images_per_request = models.PositiveIntegerField(default=1)
+    max_width = models.PositiveIntegerField(default=512)
+    max_height = models.PositiveIntegerField(default=512)
+    max_steps = models.PositiveIntegerField(default=10)
+    requests_per_minute = models.PositiveIntegerField(default=5)
+    lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.FREE)
+    max_jobs_in_flight = models.PositiveIntegerField(default=1)
+    max_wait_seconds = models.PositiveIntegerField(
+        default=120, help_text="Longest acceptable queue wait before new jobs are shed."
+    )
+    retention_days = models.PositiveIntegerField(default=7)
+    allows_teams = models.BooleanField(default=False)
+    price_cents = models.PositiveIntegerField(default=0, help_text="Monthly price in cents.")
+    stripe_price_id = models.CharField(max_length=100, blank=True)
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "price_cents"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_plan"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_hours__gte=1), name="window_at_least_an_hour"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
+
+    def window_start(self, at: datetime) -> datetime:
+        """Start of the quota window holding `at`: windows are aligned to the Unix epoch."""
+        length = int(self.window.total_seconds())
+        elapsed = int((at - EPOCH).total_seconds())
+        return EPOCH + timedelta(seconds=elapsed - elapsed % length)
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        TRIALING = "trialing", "Trialing"
+        PAST_DUE = "past_due", "Past due"
+        CANCELED = "canceled", "Canceled"
+        INCOMPLETE = "incomplete", "Incomplete"
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="subscription"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    stripe_customer_id = models.CharField(max_length=100, blank=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: {self.plan} ({self.status})"
+
+
+class QuotaOverride(models.Model):
+    """An operator's change to one workspace's limit per window, until a date or for good."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="quota_overrides"
+    )
+    daily_images = models.PositiveIntegerField(help_text="Images per window while in force.")
+    until = models.DateTimeField(null=True, blank=True, help_text="Empty: until removed.")
+    reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: {self.daily_images} until {self.until or 'removed'}"
+
+
+class QuotaCounter(models.Model):
+    """Images reserved by a workspace in one window: the only row admission touches."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="quota_counters"
+    )
+    window_start = models.DateTimeField()
+    used = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "window_start"], name="one_counter_per_window"
+            ),
+            models.CheckConstraint(condition=Q(used__gte=0), name="counter_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace} {self.window_start:%Y-%m-%d %H:%M}: {self.used}"
+
+
+class QuotaLedgerEntry(models.Model):
+    """Reserve on admission, then exactly one of capture (success) or release (refund)."""
+
+    class Kind(models.TextChoices):
+        RESERVE = "reserve", "Reserve"
+        CAPTURE = "capture", "Capture"
+        RELEASE = "release", "Release"
+
+    job = models.ForeignKey("generation.Job", on_delete=models.CASCADE, related_name="ledger")
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="ledger"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    images = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "quota ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind"], name="one_entry_per_job_and_kind"),
+            models.UniqueConstraint(
+                fields=["job"],
+                condition=Q(kind__in=["capture", "release"]),
+                name="one_settlement_per_job",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "window_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.images} for job {self.job_id}"

@@ -1,0 +1,115 @@
+"""Quota accounting: reserve on admission, capture on success, release on failure.
+
+The counter row per (workspace, window) is changed only by conditional UPDATEs with F()
+expressions, so concurrent submissions can never admit more than the limit. The ledger's
+unique constraints make a retried task or a duplicated message unable to settle twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.models import QuotaCounter, QuotaLedgerEntry
+from config.api_errors import ApiError
+
+
+class QuotaExceeded(ApiError):
+    def __init__(self, *, limit: int, reset_at: datetime) -> None:
+        wait = max(int((reset_at - timezone.now()).total_seconds()), 1)
+        super().__init__(
+            f"You have used all {limit} images of your quota. It resets at "
+            f"{reset_at:%Y-%m-%d %H:%M} UTC (in {duration_text(wait)}). "
+            "Upgrade your plan for a larger quota.",
+            code="quota_exceeded",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+            extra={"reset_at": reset_at.isoformat()},
+        )
+        self.limit = limit
+        self.reset_at = reset_at
+
+
+def duration_text(seconds: int) -> str:
+    """A wait as a person reads it: "5 h 12 min", "3 min"."""
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{max(minutes, 1)} min"
+
+
+def _counter_add(*, workspace_id: object, window_start: datetime, images: int, limit: int) -> bool:
+    return (
+        QuotaCounter.objects.filter(
+            workspace_id=workspace_id, window_start=window_start, used__lte=limit - images
+        ).update(used=F("used") + images)
+        == 1
+    )
+
+
+@transaction.atomic
+def quota_reserve(
+    *, job: object, images: int, limit: int, window_start: datetime, reset_at: datetime
+) -> None:
+    """Reserve `images` for `job` in its window, or raise QuotaExceeded and change nothing."""
+    workspace_id = job.workspace_id  # type: ignore[attr-defined]
+    if images > limit:
+        raise QuotaExceeded(limit=limit, reset_at=reset_at)
+    if not _counter_add(
+        workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
+    ):
+        # First job of the window: create the row (racing creators are ignored), retry once.
+        QuotaCounter.objects.bulk_create(
+            [QuotaCounter(workspace_id=workspace_id, window_start=window_start, used=0)],
+            ignore_conflicts=True,
+        )
+        if not _counter_add(
+            workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
+        ):
+            raise QuotaExceeded(limit=limit, reset_at=reset_at)
+    QuotaLedgerEntry.objects.create(
+        job=job,
+        workspace_id=workspace_id,
+        kind=QuotaLedgerEntry.Kind.RESERVE,
+        images=images,
+        window_start=window_start,
+    )
+
+
+def _settle(*, job: object, kind: str) -> QuotaLedgerEntry | None:
+    reserve = QuotaLedgerEntry.objects.filter(job=job, kind=QuotaLedgerEntry.Kind.RESERVE).first()
+    if reserve is None:
+        return None
+    try:
+        with transaction.atomic():
+            return QuotaLedgerEntry.objects.create(
+                job=job,
+                workspace_id=reserve.workspace_id,
+                kind=kind,
+                images=reserve.images,
+                window_start=reserve.window_start,
+            )
+    except IntegrityError:
+        return None  # already captured or released
+
+
+@transaction.atomic
+def quota_capture(*, job: object) -> bool:
+    """Make a job's reservation final. False if it was already settled."""
+    return _settle(job=job, kind=QuotaLedgerEntry.Kind.CAPTURE) is not None
+
+
+@transaction.atomic
+def quota_release(*, job: object) -> bool:
+    """Give a job's reserved images back. False if it was already settled."""
+    entry = _settle(job=job, kind=QuotaLedgerEntry.Kind.RELEASE)
+    if entry is None:
+        return False
+    QuotaCounter.objects.filter(
+        workspace_id=entry.workspace_id, window_start=entry.window_start
+    ).update(used=F("used") - entry.images)
+    return True

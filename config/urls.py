@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+from django.views import defaults
+
+from accounts import api as accounts_api
+from billing import api as billing_api
+from config.api_errors import json_404, json_500
+from generation import api as generation_api
+
+api_v1 = [
+    path("signup", accounts_api.SignupApi.as_view()),
+    path("login", accounts_api.LoginApi.as_view()),
+    path("logout", accounts_api.LogoutApi.as_view()),
+    path("me", accounts_api.MeApi.as_view()),
+    path("keys", accounts_api.ApiKeyListCreateApi.as_view()),
+    path("keys/<uuid:key_id>", accounts_api.ApiKeyRevokeApi.as_view()),
+    path("usage", billing_api.UsageApi.as_view()),
+    path("generations", generation_api.GenerationListCreateApi.as_view()),
+    path("generations/<uuid:job_id>", generation_api.GenerationDetailApi.as_view()),
+    path("generations/<uuid:job_id>/cancel", generation_api.GenerationCancelApi.as_view()),
+    path("images/<uuid:image_id>", generation_api.ImageContentApi.as_view()),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(("/api/", "/v1/"))
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return json_404(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return json_500(request)
+    return defaults.server_error(request)

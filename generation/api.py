@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.limits import limit_headers, submit_rate_check, submit_rate_usage
+from billing.models import Plan
+from billing.selectors import plan_for, quota_status
+from config.api_errors import ApiError
+from config.serializers import StrictSerializer
+from generation.models import Image, Job
+from generation.selectors import images_for, jobs_for
+from generation.services import MAX_SEED, job_cancel, job_submit
+
+DEFAULT_SIZE = 512
+DEFAULT_STEPS = 4
+DEFAULT_GUIDANCE = 3.0
+
+
+class GenerationInput(StrictSerializer):
+    prompt = serializers.CharField(max_length=settings.MAX_PROMPT_LENGTH)
+    negative_prompt = serializers.CharField(
+        max_length=settings.MAX_PROMPT_LENGTH, required=False, allow_blank=True, default=""
+    )
+    width = serializers.IntegerField(required=False, min_value=64)
+    height = serializers.IntegerField(required=False, min_value=64)
+    steps = serializers.IntegerField(required=False, min_value=1)
+    guidance = serializers.FloatField(required=False, min_value=0.0, max_value=30.0)
+    seed = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_SEED
+    )
+    num_images = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults and hold every value to the caller's plan."""
+        plan: Plan = self.context["plan"]
+        errors: dict[str, str] = {}
+        data.setdefault("width", min(DEFAULT_SIZE, plan.max_width))
+        data.setdefault("height", min(DEFAULT_SIZE, plan.max_height))
+        data.setdefault("steps", min(DEFAULT_STEPS, plan.max_steps))
+        data.setdefault("guidance", DEFAULT_GUIDANCE)
+        data.setdefault("num_images", 1)
+        data.setdefault("seed", None)
+        for side, limit in (("width", plan.max_width), ("height", plan.max_height)):
+            if data[side] % 8:
+                errors[side] = "Must be a multiple of 8."
+            elif data[side] > limit:
+                errors[side] = f"At most {limit} on the {plan.name} plan."
+        if data["steps"] > plan.max_steps:
+            errors["steps"] = f"At most {plan.max_steps} on the {plan.name} plan."
+        if data["num_images"] > plan.images_per_request:
+            errors["num_images"] = f"At most {plan.images_per_request} on the {plan.name} plan."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+class ImageOutput(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = ["id", "index", "url", "width", "height", "seed", "created_at"]
+
+    def get_url(self, image: Image) -> str:
+        return self.context["request"].build_absolute_uri(f"/api/v1/images/{image.id}")
+
+
+class JobOutput(serializers.ModelSerializer):
+    images = ImageOutput(many=True, read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "prompt", "negative_prompt", "width", "height", "steps",
+            "guidance", "seed", "num_images", "strength", "lane", "progress", "model",
+            "error_code", "error_message", "created_at", "started_at", "finished_at", "images",
+        ]  # fmt: skip
+
+
+class WorkspaceLimitsMixin:
+    """Adds the rate-limit and quota headers to every response of a generation API."""
+
+    rate_usage: dict[str, Any] | None = None
+
+    def plan(self, request: Request) -> Plan:
+        if not hasattr(request, "plan"):
+            request.plan = plan_for(request.workspace)
+        return request.plan
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        if getattr(request, "workspace", None) is not None:
+            plan = self.plan(request)
+            usage = self.rate_usage or submit_rate_usage(request, plan, increment=False)
+            quota = quota_status(workspace=request.workspace, plan=plan)
+            for name, value in limit_headers(usage=usage, quota=quota).items():
+                response[name] = value
+        return response
+
+
+class JobPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+
+class GenerationListCreateApi(WorkspaceLimitsMixin, APIView):
+    def get(self, request: Request) -> Response:
+        paginator = JobPagination()
+        page = paginator.paginate_queryset(jobs_for(request.workspace), request, view=self)
+        data = JobOutput(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    def post(self, request: Request) -> Response:
+        workspace = request.workspace
+        if workspace.is_suspended:
+            raise ApiError(
+                "This workspace is suspended.", code="workspace_suspended", status_code=403
+            )
+        plan = self.plan(request)
+        self.rate_usage = submit_rate_check(request, plan)
+        data = GenerationInput(data=request.data, context={"plan": plan})
+        data.is_valid(raise_exception=True)
+        job, created = job_submit(
+            workspace=workspace,
+            user=request.user,
+            api_key=request.api_key,
+            plan=plan,
+            model=settings.GENERATION_MODEL,
+            params={"kind": Job.Kind.TEXT_TO_IMAGE, **data.validated_data},
+            idempotency_key=idempotency_key(request),
+        )
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        body = JobOutput(job, context={"request": request}).data
+        return Response(body, status=202 if created else 200, headers=headers)
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ApiError(
+            "Idempotency-Key must be 1 to 255 characters.",
+            code="invalid_request",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+class GenerationDetailApi(WorkspaceLimitsMixin, APIView):
+    def get(self, request: Request, job_id: str) -> Response:
+        job = get_object_or_404(jobs_for(request.workspace), pk=job_id)
+        return Response(JobOutput(job, context={"request": request}).data)
+
+
+class GenerationCancelApi(WorkspaceLimitsMixin, APIView):
+    def post(self, request: Request, job_id: str) -> Response:
+        job = job_cancel(job=get_object_or_404(jobs_for(request.workspace), pk=job_id))
+        return Response(JobOutput(job, context={"request": request}).data)
+
+
+class ImageContentApi(APIView):
+    def get(self, request: Request, image_id: str) -> FileResponse:
+        image = get_object_or_404(images_for(request.workspace), pk=image_id)
+        return FileResponse(image.file.open("rb"), content_type="image/png")

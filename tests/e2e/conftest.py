@@ -1,0 +1,114 @@
+"""A real Celery worker process on the test database and Redis, with the demo model."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import requests
+from django.conf import settings
+from django.core.management import call_command
+
+from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUES = "gpu.priority,gpu.standard,gpu.free"
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    path = Path(settings.VAR_DIR) / "models" / "atelier-demo"
+    call_command("build_demo_model", path=str(path), if_missing=True)
+    return path
+
+
+def test_database_url() -> str:
+    from django.db import connection
+
+    return (
+        urlparse(settings.DATABASE_URL)
+        ._replace(path=f"/{connection.settings_dict['NAME']}")
+        .geturl()
+    )
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    hostname: str
+    log: Path
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(log_dir: Path, **env: str) -> WorkerProcess:
+    """Start `celery worker` and return once it answers a ping."""
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    log = log_dir / f"{hostname.split('@')[0]}.log"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+            "--queues", QUEUES, "--hostname", hostname, "--loglevel", "INFO",
+            "--without-mingle", "--without-gossip",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": test_database_url(), **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    worker = WorkerProcess(process, hostname, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{log.read_text()}")
+        if celery_app.control.ping(destination=[hostname], timeout=0.5):
+            return worker
+    worker.stop()
+    raise RuntimeError(f"worker did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def worker_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workers")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None, demo_model: Path, worker_logs: Path
+) -> Iterator[WorkerProcess]:
+    worker = start_worker(worker_logs, GENERATION_MODEL=str(demo_model))
+    yield worker
+    worker.stop()
+
+
+def wait_for_job(session: requests.Session, url: str, timeout: float = 120) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = session.get(url, timeout=10).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job did not finish in {timeout} s: {job}")
