@@ -36,14 +36,17 @@ def submit_rate_usage(request: Request, plan: Plan, *, increment: bool) -> dict[
         rate=f"{plan.requests_per_minute}/m",
         increment=increment,
     )
-    return usage or {"count": 0, "limit": plan.requests_per_minute, "time_left": 60}
+    if usage is None:
+        return {"count": 0, "limit": plan.requests_per_minute, "reset": 60}
+    # django-ratelimit's window still counts at time_left == 0; it resets one second later.
+    return {**usage, "reset": usage["time_left"] + 1}
 
 
 def submit_rate_check(request: Request, plan: Plan) -> dict[str, Any]:
     """Count one submission; raise RateLimited (429 with Retry-After) past the plan's rate."""
     usage = submit_rate_usage(request, plan, increment=True)
     if usage["count"] > usage["limit"]:
-        raise RateLimited(limit=usage["limit"], retry_after=max(usage["time_left"], 1))
+        raise RateLimited(limit=usage["limit"], retry_after=usage["reset"])
     return usage
 
 
@@ -58,7 +61,7 @@ def limit_headers(*, usage: dict[str, Any], quota: QuotaStatus) -> dict[str, str
     reset = max(int((quota.reset_at - timezone.now()).total_seconds()), 0)
     return {
         "RateLimit-Policy": f'"minute";q={usage["limit"]};w=60',
-        "RateLimit": f'"minute";r={remaining};t={max(usage["time_left"], 0)}',
+        "RateLimit": f'"minute";r={remaining};t={usage["reset"]}',
         "X-RateLimit-Limit-Images": str(quota.limit),
         "X-RateLimit-Remaining-Images": str(quota.remaining),
         "X-RateLimit-Reset-Images": _reset_text(reset),
