@@ -1,9 +1,19 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, QuotaOverride, Subscription
+from billing.models import (
+    Plan,
+    PlanChange,
+    QuotaCounter,
+    QuotaLedgerEntry,
+    QuotaOverride,
+    StripeEvent,
+    Subscription,
+)
+from billing.stripe_events import stripe_event_replay
 
 
 @admin.register(Plan)
@@ -12,13 +22,6 @@ class PlanAdmin(admin.ModelAdmin):
         "name", "slug", "is_default", "daily_images", "images_per_request", "max_width",
         "max_steps", "requests_per_minute", "lane", "max_jobs_in_flight", "price_cents",
     ]  # fmt: skip
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["workspace", "plan", "status", "current_period_end", "updated_at"]
-    list_filter = ["plan", "status"]
-    search_fields = ["workspace__name", "stripe_customer_id", "stripe_subscription_id"]
 
 
 @admin.register(QuotaOverride)
@@ -58,3 +61,60 @@ class QuotaLedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "workspace", "job", "kind", "images", "window_start"]
     list_filter = ["kind"]
     search_fields = ["workspace__name", "job__id"]
+
+
+class PlanChangeInline(admin.TabularInline):
+    model = PlanChange
+    fk_name = "workspace"
+    fields = ["created_at", "from_plan", "to_plan", "effective_at", "cause", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    """Read-only: Stripe is the truth (change a subscription in Stripe; give a workspace
+    more images with a quota override)."""
+
+    list_display = [
+        "workspace", "plan", "status", "pending_plan", "pending_plan_at", "cancel_at_period_end",
+        "grace_period_ends_at", "current_period_end", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["plan", "status", "cancel_at_period_end"]
+    search_fields = ["workspace__name", "stripe_customer_id", "stripe_subscription_id"]
+
+
+@admin.register(PlanChange)
+class PlanChangeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "workspace", "from_plan", "to_plan", "effective_at", "cause"]
+    list_filter = ["cause", "to_plan"]
+    search_fields = ["workspace__name", "detail", "stripe_event__event_id"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at", "type", "event_id", "status", "attempts", "workspace", "outcome",
+    ]  # fmt: skip
+    list_filter = ["status", "type"]
+    search_fields = ["event_id", "workspace__name", "error"]
+    date_hierarchy = "received_at"
+    actions = ["replay"]
+
+    @admin.action(description="Replay the selected events (reads Stripe's current state)")
+    def replay(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        results = [stripe_event_replay(event=event) for event in queryset.order_by("received_at")]
+        failed = [event.event_id for event in results if event.status == event.Status.FAILED]
+        if failed:
+            self.message_user(
+                request, f"Failed again: {', '.join(failed)}. See each event's error.",
+                messages.ERROR,
+            )  # fmt: skip
+        else:
+            self.message_user(request, f"Replayed {len(results)} event(s).", messages.SUCCESS)

@@ -41,7 +41,12 @@ class Plan(models.Model):
     retention_days = models.PositiveIntegerField(default=7)
     allows_teams = models.BooleanField(default=False)
     price_cents = models.PositiveIntegerField(default=0, help_text="Monthly price in cents.")
-    stripe_price_id = models.CharField(max_length=100, blank=True)
+    stripe_price_id = models.CharField(
+        max_length=100, blank=True, help_text="Set by manage.py sync_stripe_plans."
+    )
+    stripe_product_id = models.CharField(
+        max_length=100, blank=True, help_text="Set by manage.py sync_stripe_plans."
+    )
     sort_order = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -70,12 +75,28 @@ class Plan(models.Model):
 
 
 class Subscription(models.Model):
+    """A workspace's Stripe customer and subscription, as last read from Stripe.
+
+    Stripe is the truth; webhooks only tell us when to read it again. The row also holds
+    what the platform decides on its side: a downgrade waiting for the end of the paid
+    period, and the end of the grace period after a failed payment.
+    """
+
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         TRIALING = "trialing", "Trialing"
         PAST_DUE = "past_due", "Past due"
+        UNPAID = "unpaid", "Unpaid"
         CANCELED = "canceled", "Canceled"
         INCOMPLETE = "incomplete", "Incomplete"
+        INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
+        PAUSED = "paused", "Paused"
+
+    # Statuses in which the subscription's plan applies (the payment ones only until the
+    # grace period ends), and those a Stripe subscription never leaves.
+    PLAN_STATUSES = (Status.ACTIVE, Status.TRIALING, Status.PAST_DUE, Status.UNPAID)
+    PAYMENT_FAILING_STATUSES = (Status.PAST_DUE, Status.UNPAID)
+    ENDED_STATUSES = (Status.CANCELED, Status.INCOMPLETE_EXPIRED)
 
     workspace = models.OneToOneField(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="subscription"
@@ -85,10 +106,113 @@ class Subscription(models.Model):
     stripe_customer_id = models.CharField(max_length=100, blank=True)
     stripe_subscription_id = models.CharField(max_length=100, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    pending_plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="A downgrade that takes effect at pending_plan_at (the paid period's end).",
+    )  # fmt: skip
+    pending_plan_at = models.DateTimeField(null=True, blank=True)
+    grace_period_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a failed payment: the plan applies until then."
+    )
+    checkout_session_id = models.CharField(
+        max_length=200, blank=True, help_text="A Checkout started and not yet completed."
+    )
+    stripe_created_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Stripe created the subscription."
+    )
+    stripe_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the state stored here was read from Stripe."
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="one_workspace_per_stripe_customer",
+            )
+        ]
+        indexes = [models.Index(fields=["stripe_subscription_id"])]
 
     def __str__(self) -> str:
         return f"{self.workspace}: {self.plan} ({self.status})"
+
+    def plan_at(self, at: datetime) -> Plan | None:
+        """The plan this subscription gives at `at`; None where the default plan applies."""
+        if self.status not in self.PLAN_STATUSES:
+            return None
+        if self.grace_period_ends_at is not None and at >= self.grace_period_ends_at:
+            return None
+        if self.pending_plan_id and self.pending_plan_at and at >= self.pending_plan_at:
+            return self.pending_plan
+        return self.plan
+
+
+class PlanChange(models.Model):
+    """One change of a workspace's plan, now or scheduled, and why: the billing audit log."""
+
+    class Cause(models.TextChoices):
+        SUBSCRIBED = "subscribed", "Subscribed"
+        UPGRADED = "upgraded", "Upgraded"
+        DOWNGRADED = "downgraded", "Downgraded"
+        DOWNGRADE_SCHEDULED = "downgrade_scheduled", "Downgrade at period end"
+        CANCELED = "canceled", "Subscription ended"
+        PAYMENT_FAILED = "payment_failed", "Payment failed: drop after the grace period"
+        PAYMENT_RECOVERED = "payment_recovered", "Payment recovered"
+        SCHEDULE_CANCELLED = "schedule_cancelled", "Scheduled change cancelled"
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="plan_changes"
+    )
+    from_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    to_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    effective_at = models.DateTimeField()
+    cause = models.CharField(max_length=24, choices=Cause.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    stripe_event = models.ForeignKey(
+        "billing.StripeEvent", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="plan_changes",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: {self.from_plan} → {self.to_plan} ({self.cause})"
+
+
+class StripeEvent(models.Model):
+    """A webhook event, stored once by its Stripe id, and what processing it did."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED)
+    payload = models.JSONField()
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="stripe_events",
+    )  # fmt: skip
+    stripe_created_at = models.DateTimeField(help_text="When Stripe created the event.")
+    received_at = models.DateTimeField(default=timezone.now)
+    attempted_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id} ({self.status})"
 
 
 class QuotaOverride(models.Model):

@@ -11,12 +11,8 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.models import Plan, QuotaCounter, QuotaOverride, Subscription
 
-# Statuses in which a subscription's plan applies (past_due: during the grace period).
-PLAN_STATUSES = (
-    Subscription.Status.ACTIVE,
-    Subscription.Status.TRIALING,
-    Subscription.Status.PAST_DUE,
-)
+# Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
+PLAN_STATUSES = Subscription.PLAN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -36,13 +32,16 @@ def default_plan() -> Plan:
     return Plan.objects.get(is_default=True)
 
 
-def plan_for(workspace: Workspace) -> Plan:
+def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
+    """The plan in force now: read per request, so an upgrade applies at once, and a
+    scheduled downgrade or the end of a grace period applies exactly on time."""
     subscription = (
-        Subscription.objects.select_related("plan")
+        Subscription.objects.select_related("plan", "pending_plan")
         .filter(workspace=workspace, status__in=PLAN_STATUSES)
         .first()
     )
-    return subscription.plan if subscription else default_plan()
+    plan = subscription.plan_at(at or timezone.now()) if subscription else None
+    return plan or default_plan()
 
 
 def quota_limit(*, workspace: Workspace, plan: Plan, at: datetime) -> int:
@@ -80,4 +79,28 @@ def usage_history(*, workspace: Workspace, days: int = 30) -> list[QuotaCounter]
         QuotaCounter.objects.filter(workspace=workspace, window_start__gte=since).order_by(
             "-window_start"
         )
+    )
+
+
+@dataclass(frozen=True)
+class BillingOverview:
+    plan: Plan
+    subscription: Subscription | None
+    activating: bool
+    plans: list[Plan]
+
+
+def billing_overview(workspace: Workspace) -> BillingOverview:
+    """What a billing page shows: the plan in force, the subscription behind it, whether a
+    Checkout is waiting for Stripe's confirmation, and the plans one can subscribe to."""
+    subscription = (
+        Subscription.objects.select_related("plan", "pending_plan")
+        .filter(workspace=workspace)
+        .first()
+    )
+    return BillingOverview(
+        plan=plan_for(workspace),
+        subscription=subscription if subscription and subscription.stripe_subscription_id else None,
+        activating=bool(subscription and subscription.checkout_session_id),
+        plans=list(Plan.objects.all()),
     )

@@ -174,6 +174,25 @@ GENERATION_MODEL = env_str("GENERATION_MODEL", str(VAR_DIR / "models" / "atelier
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")  # empty: cuda, then mps, then cpu
 MAX_PROMPT_LENGTH = 1000
 
+# Billing with Stripe. Without STRIPE_SECRET_KEY the billing endpoints answer that billing
+# is not set up and everything else works. STRIPE_API_BASE points tests at localstripe.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = env_url("STRIPE_API_BASE", "https://api.stripe.com", schemes=("https", "http"))
+BILLING_CURRENCY = env_str("BILLING_CURRENCY", "usd")
+BILLING_GRACE_PERIOD_HOURS = env_int("BILLING_GRACE_PERIOD_HOURS", 72, minimum=0)
+BILLING_SUCCESS_URL = env_url(
+    "BILLING_SUCCESS_URL",
+    "http://localhost:8000/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}",
+    schemes=("https", "http"),
+)
+BILLING_CANCEL_URL = env_url(
+    "BILLING_CANCEL_URL", "http://localhost:8000/billing?checkout=cancelled", schemes=("https", "http")
+)
+BILLING_PORTAL_RETURN_URL = env_url(
+    "BILLING_PORTAL_RETURN_URL", "http://localhost:8000/billing", schemes=("https", "http")
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

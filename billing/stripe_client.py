@@ -1,0 +1,74 @@
+"""The one way the platform talks to Stripe: a StripeClient built from the settings, and the
+errors a caller shows when billing is not set up or Stripe refuses a request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import stripe
+from django.conf import settings
+
+from config.api_errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Tests at the HTTP boundary put a recording stripe.HTTPClient here; None is the library's.
+HTTP_CLIENT: stripe.HTTPClient | None = None
+
+
+class BillingNotConfigured(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Billing is not set up on this server: no Stripe key is configured. Everything "
+            "else works, and this workspace keeps its current plan.",
+            code="billing_not_configured",
+            status_code=501,
+        )
+
+
+class StripeRequestFailed(ApiError):
+    """Stripe refused or did not answer; nothing was changed on our side."""
+
+    def __init__(self, *, action: str, error: stripe.StripeError) -> None:
+        reason = error.user_message or "it did not answer"
+        super().__init__(
+            f"Stripe could not {action}: {reason.rstrip('.')}. Nothing was changed or "
+            "charged; please try again in a moment.",
+            code="stripe_error",
+            status_code=502,
+        )
+
+
+def billing_enabled() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def stripe_client() -> stripe.StripeClient:
+    """A client for the configured account; raises BillingNotConfigured without a key."""
+    if not billing_enabled():
+        raise BillingNotConfigured()
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses={"api": settings.STRIPE_API_BASE},
+        # Writes carry idempotency keys, so the library's retries cannot do anything twice.
+        max_network_retries=2,
+        http_client=HTTP_CLIENT,
+    )
+
+
+def stripe_call(action: str, call: Callable[[], T]) -> T:
+    """Run one Stripe request; a Stripe error becomes StripeRequestFailed (a 502)."""
+    try:
+        return call()
+    except stripe.StripeError as error:
+        logger.warning("Stripe could not %s: %r", action, error)
+        raise StripeRequestFailed(action=action, error=error) from error
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A Stripe object as plain JSON data (what a webhook payload holds)."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
