@@ -16,13 +16,10 @@ from billing.models import Plan
 from billing.selectors import plan_for, quota_status
 from config.api_errors import ApiError
 from config.serializers import StrictSerializer
+from generation.model_info import model_info
 from generation.models import Image, Job
 from generation.selectors import images_for, jobs_for
 from generation.services import MAX_SEED, job_cancel, job_submit
-
-DEFAULT_SIZE = 512
-DEFAULT_STEPS = 4
-DEFAULT_GUIDANCE = 3.0
 
 
 class GenerationInput(StrictSerializer):
@@ -30,8 +27,8 @@ class GenerationInput(StrictSerializer):
     negative_prompt = serializers.CharField(
         max_length=settings.MAX_PROMPT_LENGTH, required=False, allow_blank=True, default=""
     )
-    width = serializers.IntegerField(required=False, min_value=64)
-    height = serializers.IntegerField(required=False, min_value=64)
+    width = serializers.IntegerField(required=False, min_value=8)
+    height = serializers.IntegerField(required=False, min_value=8)
     steps = serializers.IntegerField(required=False, min_value=1)
     guidance = serializers.FloatField(required=False, min_value=0.0, max_value=30.0)
     seed = serializers.IntegerField(
@@ -40,18 +37,21 @@ class GenerationInput(StrictSerializer):
     num_images = serializers.IntegerField(required=False, min_value=1)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Fill defaults and hold every value to the caller's plan."""
+        """Fill defaults from the model's metadata and hold every value to the caller's plan."""
         plan: Plan = self.context["plan"]
+        model = model_info(settings.GENERATION_MODEL)
         errors: dict[str, str] = {}
-        data.setdefault("width", min(DEFAULT_SIZE, plan.max_width))
-        data.setdefault("height", min(DEFAULT_SIZE, plan.max_height))
-        data.setdefault("steps", min(DEFAULT_STEPS, plan.max_steps))
-        data.setdefault("guidance", DEFAULT_GUIDANCE)
+        data.setdefault("width", min(model.native_size, plan.max_width))
+        data.setdefault("height", min(model.native_size, plan.max_height))
+        data.setdefault("steps", min(model.recommended_steps, plan.max_steps))
+        data.setdefault("guidance", model.recommended_guidance)
         data.setdefault("num_images", 1)
         data.setdefault("seed", None)
         for side, limit in (("width", plan.max_width), ("height", plan.max_height)):
             if data[side] % 8:
                 errors[side] = "Must be a multiple of 8."
+            elif data[side] < model.min_size:
+                errors[side] = f"At least {model.min_size}."
             elif data[side] > limit:
                 errors[side] = f"At most {limit} on the {plan.name} plan."
         if data["steps"] > plan.max_steps:
@@ -116,40 +116,7 @@ class JobPagination(CursorPagination):
     page_size_query_param = "limit"
 
 
-class GenerationSubmitMixin(WorkspaceLimitsMixin):
-    """The one admission path of every API that creates jobs: the native API and the
-    OpenAI-compatible one (generation/openai_api.py) both submit through `submit`."""
-
-    def submit(
-        self,
-        request: Request,
-        data: Any,
-        *,
-        kind: str = Job.Kind.TEXT_TO_IMAGE,
-        extra: dict[str, Any] | None = None,
-    ) -> tuple[Job, bool]:
-        """Suspension, rate limit, validation against the plan, then job_submit (quota)."""
-        workspace = request.workspace
-        if workspace.is_suspended:
-            raise ApiError(
-                "This workspace is suspended.", code="workspace_suspended", status_code=403
-            )
-        plan = self.plan(request)
-        self.rate_usage = submit_rate_check(request, plan)
-        validated = GenerationInput(data=data, context={"plan": plan})
-        validated.is_valid(raise_exception=True)
-        return job_submit(
-            workspace=workspace,
-            user=request.user,
-            api_key=request.api_key,
-            plan=plan,
-            model=settings.GENERATION_MODEL,
-            params={"kind": kind, **validated.validated_data, **(extra or {})},
-            idempotency_key=idempotency_key(request),
-        )
-
-
-class GenerationListCreateApi(GenerationSubmitMixin, APIView):
+class GenerationListCreateApi(WorkspaceLimitsMixin, APIView):
     def get(self, request: Request) -> Response:
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs_for(request.workspace), request, view=self)
@@ -157,7 +124,24 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
         return paginator.get_paginated_response(data)
 
     def post(self, request: Request) -> Response:
-        job, created = self.submit(request, request.data)
+        workspace = request.workspace
+        if workspace.is_suspended:
+            raise ApiError(
+                "This workspace is suspended.", code="workspace_suspended", status_code=403
+            )
+        plan = self.plan(request)
+        self.rate_usage = submit_rate_check(request, plan)
+        data = GenerationInput(data=request.data, context={"plan": plan})
+        data.is_valid(raise_exception=True)
+        job, created = job_submit(
+            workspace=workspace,
+            user=request.user,
+            api_key=request.api_key,
+            plan=plan,
+            model=settings.GENERATION_MODEL,
+            params={"kind": Job.Kind.TEXT_TO_IMAGE, **data.validated_data},
+            idempotency_key=idempotency_key(request),
+        )
         headers = {} if created else {"Idempotent-Replayed": "true"}
         body = JobOutput(job, context={"request": request}).data
         return Response(body, status=202 if created else 200, headers=headers)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import torch
 from diffusers import (
     AutoencoderKL,
     DPMSolverMultistepScheduler,
+    StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
+from diffusers.models.attention_processor import AttnProcessor2_0
 from django.conf import settings
 from PIL import Image as PILImage
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loaded: dict[str, StableDiffusionPipeline] = {}
+_editors: dict[str, StableDiffusionImg2ImgPipeline] = {}
 
 
 class ModelLoadError(RuntimeError):
@@ -86,6 +90,9 @@ def load(model: str | None = None) -> StableDiffusionPipeline:
             raise ModelLoadError(f"Could not load model {model!r}: {exc}") from exc
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
+        pipe.unet.set_attn_processor(AttnProcessor2_0())  # PyTorch's fused SDPA kernels
+        if settings.GENERATION_COMPILE:
+            pipe.unet = torch.compile(pipe.unet)
         logger.info("Loaded %s on %s", model, device)
         _loaded[model] = pipe
         return pipe
@@ -108,6 +115,129 @@ def generate(request: Request, model: str | None = None) -> list[PILImage.Image]
         generator=generators,
     )
     return list(result.images)
+
+
+def load_editor(model: str | None = None) -> StableDiffusionImg2ImgPipeline:
+    """An image-to-image pipeline on the same weights as `load(model)` (no second copy)."""
+    model = model or settings.GENERATION_MODEL
+    pipe = load(model)
+    with _lock:
+        if model not in _editors:
+            editor = StableDiffusionImg2ImgPipeline.from_pipe(pipe)
+            editor.set_progress_bar_config(disable=True)
+            _editors[model] = editor
+        return _editors[model]
+
+
+@torch.inference_mode()
+def edit(
+    source: PILImage.Image,
+    *,
+    prompt: str,
+    negative_prompt: str = "",
+    strength: float,
+    steps: int,
+    guidance: float,
+    seeds: list[int],
+    model: str | None = None,
+) -> list[PILImage.Image]:
+    """Redraw `source` toward `prompt`: strength 0 keeps it, 1 ignores it. One image per seed.
+
+    The source is cropped to a multiple of 8 on each side, which the UNet needs.
+    """
+    editor = load_editor(model)
+    image = source.convert("RGB")
+    width, height = image.width // 8 * 8, image.height // 8 * 8
+    if (width, height) != image.size:
+        image = image.crop((0, 0, width, height))
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    result = editor(
+        prompt=[prompt] * len(seeds),
+        negative_prompt=[negative_prompt] * len(seeds) if negative_prompt else None,
+        image=[image] * len(seeds),
+        strength=strength,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=generators,
+    )
+    return list(result.images)
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What every image of a batch shares. `strength` set means an edit (img2img)."""
+
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    strength: float | None = None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    prompt: str
+    negative_prompt: str
+    seed: int
+    source: PILImage.Image | None = None
+
+
+class Interrupted(Exception):
+    """The step callback asked the pipeline to stop (cancellation or time limit)."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+@torch.inference_mode()
+def run_batch(
+    spec: BatchSpec,
+    items: list[BatchItem],
+    *,
+    model: str | None = None,
+    on_step: Callable[[int], bool] | None = None,
+) -> list[PILImage.Image]:
+    """One pipeline call for several prompts, one generator per image.
+
+    Each image depends only on its own prompt and seed, so a job's pictures are the same
+    alone or batched (up to kernel rounding). `on_step(step)` returning False stops the
+    run after that step and raises Interrupted.
+    """
+    pipe = load(model) if spec.strength is None else load_editor(model)
+    arguments: dict[str, object] = {
+        "prompt": [item.prompt for item in items],
+        "negative_prompt": [item.negative_prompt for item in items],
+        "num_inference_steps": spec.steps,
+        "guidance_scale": spec.guidance,
+        "generator": [torch.Generator(device="cpu").manual_seed(item.seed) for item in items],
+    }
+    if spec.strength is None:
+        arguments.update(width=spec.width, height=spec.height)
+    else:
+        size = (spec.width, spec.height)
+        arguments["image"] = [
+            item.source.convert("RGB").resize(size, PILImage.Resampling.LANCZOS)  # type: ignore[union-attr]
+            for item in items
+        ]
+        arguments["strength"] = spec.strength
+    if on_step is not None:
+
+        def callback(pipeline: object, step: int, timestep: object, tensors: dict) -> dict:
+            if not on_step(step + 1):
+                pipeline._interrupt = True  # type: ignore[attr-defined]
+            return tensors
+
+        arguments["callback_on_step_end"] = callback
+    result = pipe(**arguments)
+    if pipe.interrupt:
+        raise Interrupted()
+    return list(result.images)
+
+
+def warm_up(model: str | None = None) -> None:
+    """Load the model and run one small step, so that the first job does not pay for it."""
+    run_batch(BatchSpec(64, 64, 1, 1.0), [BatchItem("warm up", "", 0)], model=model)
 
 
 # The demo model: a tiny Stable Diffusion pipeline built from the standard classes, so that
