@@ -116,14 +116,19 @@ class JobPagination(CursorPagination):
     page_size_query_param = "limit"
 
 
-class GenerationListCreateApi(WorkspaceLimitsMixin, APIView):
-    def get(self, request: Request) -> Response:
-        paginator = JobPagination()
-        page = paginator.paginate_queryset(jobs_for(request.workspace), request, view=self)
-        data = JobOutput(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+class GenerationSubmitMixin(WorkspaceLimitsMixin):
+    """The one admission path of every API that creates jobs: the native API and the
+    OpenAI-compatible one (generation/openai_api.py) both submit through `submit`."""
 
-    def post(self, request: Request) -> Response:
+    def submit(
+        self,
+        request: Request,
+        data: Any,
+        *,
+        kind: str = Job.Kind.TEXT_TO_IMAGE,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[Job, bool]:
+        """Suspension, rate limit, validation against the plan, then job_submit (quota)."""
         workspace = request.workspace
         if workspace.is_suspended:
             raise ApiError(
@@ -131,17 +136,28 @@ class GenerationListCreateApi(WorkspaceLimitsMixin, APIView):
             )
         plan = self.plan(request)
         self.rate_usage = submit_rate_check(request, plan)
-        data = GenerationInput(data=request.data, context={"plan": plan})
-        data.is_valid(raise_exception=True)
-        job, created = job_submit(
+        validated = GenerationInput(data=data, context={"plan": plan})
+        validated.is_valid(raise_exception=True)
+        return job_submit(
             workspace=workspace,
             user=request.user,
             api_key=request.api_key,
             plan=plan,
             model=settings.GENERATION_MODEL,
-            params={"kind": Job.Kind.TEXT_TO_IMAGE, **data.validated_data},
+            params={"kind": kind, **validated.validated_data, **(extra or {})},
             idempotency_key=idempotency_key(request),
         )
+
+
+class GenerationListCreateApi(GenerationSubmitMixin, APIView):
+    def get(self, request: Request) -> Response:
+        paginator = JobPagination()
+        page = paginator.paginate_queryset(jobs_for(request.workspace), request, view=self)
+        data = JobOutput(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    def post(self, request: Request) -> Response:
+        job, created = self.submit(request, request.data)
         headers = {} if created else {"Idempotent-Replayed": "true"}
         body = JobOutput(job, context={"request": request}).data
         return Response(body, status=202 if created else 200, headers=headers)
