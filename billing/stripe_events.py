@@ -250,7 +250,7 @@ def subscription_apply_state(
     fallback = default_plan()
     new_plan = plan_for_price(price_id=state.price_id, product_id=state.product_id)
     row = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("plan", "pending_plan")
         .filter(workspace=workspace)
         .first()
