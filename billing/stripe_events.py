@@ -257,7 +257,8 @@ def subscription_apply_state(
     )
     if row is not None and row.stripe_subscription_id:
         same = row.stripe_subscription_id == state.id
-        if same and row.stripe_synced_at and read_at < row.stripe_synced_at:
+        # An ended state is final, so it applies whenever it was read.
+        if same and not state.ended and row.stripe_synced_at and read_at < row.stripe_synced_at:
             return row, f"ignored: a newer state of {state.id} is already applied"
         if same and row.status in Subscription.ENDED_STATUSES and not state.ended:
             return row, f"ignored: {state.id} has ended and cannot come back"
@@ -308,7 +309,8 @@ def subscription_apply_state(
     row.current_period_end = state.current_period_end
     row.cancel_at_period_end = state.cancel_at_period_end
     row.stripe_created_at = state.created
-    row.stripe_synced_at = read_at
+    if switching or row.stripe_synced_at is None or read_at > row.stripe_synced_at:
+        row.stripe_synced_at = read_at
     row.save()
 
     after = _schedule(row, now, fallback)
