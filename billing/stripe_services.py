@@ -79,6 +79,7 @@ def checkout_session_start(
     """Start a Stripe Checkout for `plan_slug` and return where to send the person.
 
     The plan changes only when Stripe's webhook confirms the subscription."""
+    client = stripe_client()
     plan = Plan.objects.filter(slug=plan_slug, is_default=False).first()
     if plan is None or not plan.stripe_price_id:
         raise ApiError(
@@ -102,7 +103,6 @@ def checkout_session_start(
             code="already_subscribed",
             status_code=409,
         )
-    client = stripe_client()
     customer_id = billing_customer_ensure(workspace=workspace, user=user)
     workspace_meta = {"workspace_id": str(workspace.pk)}
     session = stripe_call(
