@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench
+.PHONY: run test admin lint format bench-admission
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks (not tests): each runs on its own embedded services under var/bench.
+bench-admission: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/api_admission.py

@@ -7,6 +7,8 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, User, Workspace
 from accounts.services import api_key_revoke
+from billing.models import QuotaOverride
+from billing.selectors import plan_for, quota_status
 
 
 @admin.register(User)
@@ -28,11 +30,38 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class QuotaOverrideInline(admin.TabularInline):
+    model = QuotaOverride
+    extra = 0
+    fields = ["daily_images", "until", "reason", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "personal", "suspended_at", "created_at"]
+    list_display = ["name", "personal", "plan", "usage_today", "suspended_at", "created_at"]
     search_fields = ["name", "memberships__user__email"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, QuotaOverrideInline]
+
+    @admin.display(description="plan")
+    def plan(self, workspace: Workspace) -> str:
+        return plan_for(workspace).name
+
+    @admin.display(description="usage this window")
+    def usage_today(self, workspace: Workspace) -> str:
+        quota = quota_status(workspace=workspace)
+        return f"{quota.used} / {quota.limit}"
+
+    def save_formset(
+        self, request: HttpRequest, form: object, formset: object, change: bool
+    ) -> None:
+        for override in formset.save(commit=False):  # type: ignore[attr-defined]
+            if isinstance(override, QuotaOverride) and override.created_by_id is None:
+                override.created_by = request.user
+            override.save()
+        formset.save_m2m()  # type: ignore[attr-defined]
+        for obj in formset.deleted_objects:  # type: ignore[attr-defined]
+            obj.delete()
 
 
 @admin.register(ApiKey)

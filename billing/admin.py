@@ -29,6 +29,7 @@ class QuotaOverrideAdmin(admin.ModelAdmin):
     list_display = ["workspace", "daily_images", "until", "reason", "created_by", "created_at"]
     search_fields = ["workspace__name"]
     autocomplete_fields = ["workspace"]
+    readonly_fields = ["created_by", "created_at"]
 
     def save_model(
         self, request: HttpRequest, obj: QuotaOverride, form: object, change: bool

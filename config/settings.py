@@ -164,6 +164,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Take the priority lane's tickets first; dispatch from the database keeps it fair.
+    "queue_order_strategy": "priority",
     # Longer than the longest job: an unacknowledged message is redelivered after this.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
 }
@@ -173,6 +175,31 @@ CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 GENERATION_MODEL = env_str("GENERATION_MODEL", str(VAR_DIR / "models" / "atelier-demo"))
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")  # empty: cuda, then mps, then cpu
 MAX_PROMPT_LENGTH = 1000
+# Worker: images per pipeline call, lanes this worker serves, and crash-safety timings.
+GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 8, minimum=1)
+GENERATION_COMPILE = env_bool("GENERATION_COMPILE", False)
+WORKER_LANES = env_list("WORKER_LANES", ["priority", "standard", "free"])
+LANE_WEIGHTS = {"priority": 8, "standard": 3, "free": 1}
+JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
+JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=5)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+JOB_DEADLINE = env_int("JOB_DEADLINE", 3600, minimum=60)
+# A batch may run for BASE seconds plus PER_MEGAPIXEL_STEP per megapixel x step x image.
+JOB_TIME_LIMIT_BASE = env_int("JOB_TIME_LIMIT_BASE", 120, minimum=1)
+JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 10, minimum=1)
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 15, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-jobs": {
+        "task": "generation.sweep_jobs",
+        "schedule": SWEEP_INTERVAL,
+        "options": {"queue": "maintenance", "expires": SWEEP_INTERVAL},
+    },
+    "expire-images": {
+        "task": "generation.expire_images",
+        "schedule": 3600,
+        "options": {"queue": "maintenance", "expires": 3600},
+    },
+}
 
 # Billing with Stripe. Without STRIPE_SECRET_KEY the billing endpoints answer that billing
 # is not set up and everything else works. STRIPE_API_BASE points tests at localstripe.

@@ -54,6 +54,9 @@ class Job(models.Model):
     source_image = models.FileField(upload_to="sources/%Y/%m/%d", blank=True)
 
     lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.FREE)
+    # The workspace's share of its lane at dispatch and its cap on running jobs (from the plan).
+    dispatch_weight = models.PositiveIntegerField(default=1)
+    max_in_flight = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
@@ -89,6 +92,11 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in self.ACTIVE_STATUSES
+
+    @property
+    def batch_key(self) -> tuple[object, ...]:
+        """Jobs with equal keys can run in one pipeline call."""
+        return (self.model, self.kind, self.width, self.height, self.steps, self.guidance, self.strength)
 
 
 def image_upload_to(image: Image, filename: str) -> str:

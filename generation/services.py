@@ -6,13 +6,15 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Min
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
@@ -83,6 +85,8 @@ def job_submit(
         api_key=api_key,
         model=model,
         lane=plan.lane,
+        dispatch_weight=plan.max_jobs_in_flight,
+        max_in_flight=plan.max_jobs_in_flight,
         idempotency_key=idempotency_key or None,
         request_hash=fingerprint,
         **fields,
@@ -103,7 +107,7 @@ def job_submit(
         window_start=status.window_start,
         reset_at=status.reset_at,
     )
-    transaction.on_commit(lambda: _enqueue(job))
+    _job_enqueue_ticket(job)
     return job, True
 
 
@@ -115,8 +119,12 @@ def _replay(job: Job, fingerprint: str) -> Job:
 
 @transaction.atomic
 def job_cancel(*, job: Job) -> Job:
-    """Cancel a queued job and give its images back."""
-    cancelled = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+    """Cancel a queued or running job and give its images back at once.
+
+    A worker running it sees the status at its next step and stops; if it finishes first,
+    its conditional update to succeeded fails and the images are discarded.
+    """
+    cancelled = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
         status=Job.Status.CANCELLED, finished_at=timezone.now()
     )
     job.refresh_from_db()
@@ -132,19 +140,105 @@ def job_cancel(*, job: Job) -> Job:
     )
 
 
-def job_claim(*, job_id: str, worker: str) -> Job | None:
-    """Move a queued job to running for `worker`. None if another worker got it first."""
-    now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-        status=Job.Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        worker=worker,
-        attempts=F("attempts") + 1,
+def lane_to_serve(*, lanes: list[str], at: datetime | None = None) -> str | None:
+    """The lane whose oldest queued job has waited longest, weighted by the lane's priority.
+
+    A paid job waiting 2 s outranks a free one waiting 10 s at weights 8 and 1, yet a free
+    job's score keeps growing, so no lane starves.
+    """
+    at = at or timezone.now()
+    oldest = (
+        Job.objects.filter(status=Job.Status.QUEUED, lane__in=lanes)
+        .values("lane")
+        .annotate(oldest=Min("created_at"))
     )
-    if claimed != 1:
-        return None
-    return Job.objects.get(pk=job_id)
+    scores = {
+        row["lane"]: (1.0 + (at - row["oldest"]).total_seconds())
+        * settings.LANE_WEIGHTS.get(row["lane"], 1)
+        for row in oldest
+    }
+    return max(scores, key=scores.__getitem__) if scores else None
+
+
+# Queued jobs of a lane in fair order: each workspace's first job, then each one's second,
+# and so on (a workspace's rank divided by its plan's weight), skipping workspaces already
+# running their plan's cap of jobs.
+_FAIR_ORDER_SQL = """
+    SELECT id FROM (
+        SELECT job.id, job.created_at, job.dispatch_weight,
+               ROW_NUMBER() OVER (PARTITION BY job.workspace_id ORDER BY job.created_at) AS rank
+        FROM generation_job AS job
+        WHERE job.status = 'queued' AND job.lane = %s
+          AND job.max_in_flight > (
+              SELECT COUNT(*) FROM generation_job AS running
+              WHERE running.workspace_id = job.workspace_id AND running.status = 'running'
+          )
+    ) AS queued
+    ORDER BY rank::float / GREATEST(dispatch_weight, 1), created_at
+    LIMIT %s
+"""
+
+
+def fair_queue(*, lane: str, limit: int) -> list[str]:
+    """Ids of up to `limit` queued jobs of `lane` in the order they should run."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FAIR_ORDER_SQL, [lane, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[Job]:
+    """Claim the next job by fair order and compatible ones after it, up to `max_images`.
+
+    Rows are locked with SKIP LOCKED, so workers racing for the same jobs never share one.
+    """
+    for _ in range(3):  # another worker may take the candidates between our two queries
+        lane = lane_to_serve(lanes=lanes)
+        if lane is None:
+            return []
+        order = fair_queue(lane=lane, limit=max(4 * max_images, 32))
+        with transaction.atomic():
+            candidates = {
+                job.pk: job
+                for job in Job.objects.select_for_update(skip_locked=True).filter(
+                    pk__in=order, status=Job.Status.QUEUED
+                )
+            }
+            batch: list[Job] = []
+            images = 0
+            for job_id in order:
+                job = candidates.get(job_id)
+                if job is None or (batch and job.batch_key != batch[0].batch_key):
+                    continue
+                if batch and images + job.num_images > max_images:
+                    continue
+                batch.append(job)
+                images += job.num_images
+            if not batch:
+                continue
+            now = timezone.now()
+            Job.objects.filter(pk__in=[job.pk for job in batch]).update(
+                status=Job.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
+                attempts=F("attempts") + 1,
+                progress=0.0,
+            )
+        return list(Job.objects.filter(pk__in=[job.pk for job in batch]).order_by("created_at"))
+    return []
+
+
+def job_progress(*, job_ids: list[Any], worker: str, progress: float) -> int:
+    """Record progress and a heartbeat; returns how many of the jobs are still running."""
+    return Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING, worker=worker).update(
+        progress=progress, heartbeat_at=timezone.now()
+    )
+
+
+def job_heartbeat(*, job_ids: list[Any], worker: str) -> int:
+    return Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING, worker=worker).update(
+        heartbeat_at=timezone.now()
+    )
 
 
 def _image_name(job: Job, index: int) -> str:
@@ -200,3 +294,82 @@ def job_fail(*, job: Job, worker: str, code: str, message: str) -> bool:
     if failed == 1:
         quota_release(job=job)
     return failed == 1
+
+
+def _job_enqueue_ticket(job: Job) -> None:
+    transaction.on_commit(lambda: _enqueue(job))
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: int
+    failed: int
+
+
+def jobs_sweep(*, at: datetime | None = None) -> SweepResult:
+    """Requeue jobs whose worker stopped heartbeating; fail (and refund) jobs retried too
+    often or past their deadline. Run by Celery beat."""
+    at = at or timezone.now()
+    stale_before = at - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    requeued = failed = 0
+    stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
+    for job in stale.only("pk", "attempts", "worker", "lane"):
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            failed += job_fail(
+                job=job,
+                worker=job.worker,
+                code="worker_lost",
+                message=f"The worker running this job stopped {job.attempts} times; giving up.",
+            )
+        elif _job_requeue(job=job):
+            requeued += 1
+    deadline = at - timedelta(seconds=settings.JOB_DEADLINE)
+    for job in Job.objects.filter(status__in=Job.ACTIVE_STATUSES, created_at__lt=deadline):
+        failed += _job_expire(job=job)
+    return SweepResult(requeued=requeued, failed=failed)
+
+
+@transaction.atomic
+def _job_requeue(*, job: Job) -> bool:
+    requeued = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker).update(
+        status=Job.Status.QUEUED, worker="", started_at=None, heartbeat_at=None, progress=0.0
+    )
+    if requeued:
+        _job_enqueue_ticket(job)
+    return requeued == 1
+
+
+@transaction.atomic
+def _job_expire(*, job: Job) -> bool:
+    expired = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
+        status=Job.Status.FAILED,
+        finished_at=timezone.now(),
+        error_code="deadline_exceeded",
+        error_message="The job did not finish in time; its images were given back.",
+    )
+    if expired:
+        quota_release(job=job)
+    return expired == 1
+
+
+def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
+    """Delete images (file and row) older than their workspace's plan keeps them."""
+    from billing.models import Plan, Subscription
+    from billing.selectors import PLAN_STATUSES
+
+    at = at or timezone.now()
+    deleted = 0
+    subscribed = Subscription.objects.filter(status__in=PLAN_STATUSES)
+    for plan in Plan.objects.all():
+        cutoff = at - timedelta(days=plan.retention_days)
+        on_plan = subscribed.filter(plan=plan).values("workspace_id")
+        if plan.is_default:
+            old = Image.objects.exclude(workspace_id__in=subscribed.values("workspace_id"))
+        else:
+            old = Image.objects.filter(workspace_id__in=on_plan)
+        old = old.filter(created_at__lt=cutoff)
+        while batch := list(old.values_list("pk", "file")[:chunk]):
+            for _, name in batch:
+                default_storage.delete(name)
+            deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+    return deleted

@@ -1,77 +1,246 @@
-"""Celery tasks. Each takes ids, loads rows, and is a no-op when the work is done."""
+"""Celery tasks. Each takes ids, loads rows, and is a no-op when there is nothing to do."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import close_old_connections, connection
+from PIL import Image as PILImage
 
 from generation.images import encode_png
 from generation.models import Job
-from generation.services import GeneratedImage, job_claim, job_complete, job_fail
+from generation.services import (
+    GeneratedImage,
+    images_expire,
+    job_claim_batch,
+    job_complete,
+    job_fail,
+    job_heartbeat,
+    job_progress,
+    jobs_sweep,
+)
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes for a batch
+
+
+class BatchTimedOut(Exception):
+    pass
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@worker_ready.connect
+def _warm_up(**kwargs: object) -> None:
+    """Load the model before the first job. A model that fails to load fails its jobs
+    readably instead of stopping the worker."""
+    from generation import pipeline
+
+    try:
+        pipeline.warm_up()
+    except Exception:
+        logger.exception("Warm-up failed; jobs will report the error")
+
+
 @shared_task(name="generation.run_job", acks_late=True, ignore_result=True)
 def run_job(job_id: str) -> None:
-    """Run one queued job. A duplicate message finds it no longer queued and does nothing."""
+    """A ticket to run the next batch of queued jobs.
+
+    Every admitted job sends one. The batch is chosen from the database in fair order
+    (generation.services.job_claim_batch), so the ticket's own job may already have run in
+    an earlier batch; then this one runs whatever is next, or nothing.
+    """
     worker = worker_id()
-    job = job_claim(job_id=job_id, worker=worker)
-    if job is None:
-        return
+    jobs = job_claim_batch(
+        worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
+    )
+    if jobs:
+        run_batch(jobs, worker=worker)
+
+
+@shared_task(name="generation.sweep_jobs", ignore_result=True)
+def sweep_jobs() -> None:
+    result = jobs_sweep()
+    if result.requeued or result.failed:
+        logger.warning("Sweep: %d requeued, %d failed", result.requeued, result.failed)
+
+
+@shared_task(name="generation.expire_images", ignore_result=True)
+def expire_images() -> None:
+    deleted = images_expire()
+    if deleted:
+        logger.info("Deleted %d images past their plan's retention", deleted)
+
+
+def time_limit(jobs: list[Job]) -> float:
+    """Seconds a batch may run: a base plus a share per megapixel x step x image."""
+    work = sum(job.width * job.height / 1e6 * job.steps * job.num_images for job in jobs)
+    return settings.JOB_TIME_LIMIT_BASE + settings.JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP * work
+
+
+@contextmanager
+def heartbeat(jobs: list[Job], worker: str) -> Iterator[None]:
+    """Beat for the batch from a thread, so that long steps or a slow load are not taken
+    for a dead worker."""
+    stop = threading.Event()
+    ids = [job.pk for job in jobs]
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
+                job_heartbeat(job_ids=ids, worker=worker)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
     try:
-        images = _render(job)
-    except Exception as exc:
-        logger.exception("Job %s failed", job.id)
-        job_fail(job=job, worker=worker, code="generation_failed", message=str(exc))
-        return
-    job_complete(job=job, worker=worker, images=images)
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
-def _render(job: Job) -> list[GeneratedImage]:
+def run_batch(jobs: list[Job], *, worker: str) -> None:
+    """Render a claimed batch and settle each job: succeeded and charged, or failed and
+    refunded. Cancelled jobs are dropped."""
     from generation import pipeline  # torch is imported by workers only
 
-    seeds = [job.seed + index for index in range(job.num_images)]
-    pictures = pipeline.generate(
-        pipeline.Request(
-            prompt=job.prompt,
-            negative_prompt=job.negative_prompt,
-            width=job.width,
-            height=job.height,
-            steps=job.steps,
-            guidance=job.guidance,
-            seeds=seeds,
-        ),
-        model=job.model,
-    )
-    results = []
-    for seed, picture in zip(seeds, pictures, strict=True):
-        provenance = {
-            "model": job.model,
-            "prompt": job.prompt,
-            "negative_prompt": job.negative_prompt,
-            "seed": str(seed),
-            "parameters": {
-                "width": job.width,
-                "height": job.height,
-                "steps": job.steps,
-                "guidance": job.guidance,
-            },
-            "job": str(job.id),
-        }
-        results.append(
-            GeneratedImage(
-                png=encode_png(picture, provenance=provenance),
-                width=picture.width,
-                height=picture.height,
-                seed=seed,
-            )
+    with heartbeat(jobs, worker):
+        try:
+            rendered = render_with_backoff(jobs, on_step=step_watcher(jobs, worker))
+        except pipeline.Interrupted:
+            return  # every job of the batch was cancelled, and refunded when it was
+        except BatchTimedOut:
+            rendered = None
+            code = "time_limit_exceeded"
+            message = "The job ran past its time limit; its images were given back."
+        except Exception as exc:
+            logger.exception("Batch of %d jobs failed", len(jobs))
+            rendered = None
+            code, message = "generation_failed", str(exc) or type(exc).__name__
+    if not connection.in_atomic_block:
+        close_old_connections()  # rendering may outlast the database connection
+    if rendered is None:
+        for job in jobs:
+            job_fail(job=job, worker=worker, code=code, message=message)
+        return
+    for job, images in zip(jobs, rendered, strict=True):
+        job_complete(job=job, worker=worker, images=images)
+
+
+def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
+    """A step callback: writes progress at most twice a second, and stops the run when
+    every job of the batch was cancelled or the batch is past its time limit."""
+    ids = [job.pk for job in jobs]
+    spec = jobs[0]
+    steps = spec.steps if spec.strength is None else max(int(spec.steps * spec.strength), 1)
+    started = time.monotonic()
+    limit = time_limit(jobs)
+    last_write = 0.0
+
+    def on_step(step: int) -> bool:
+        nonlocal last_write
+        now = time.monotonic()
+        if now - started > limit:
+            raise BatchTimedOut()
+        if now - last_write < PROGRESS_WRITE_INTERVAL and step < steps:
+            return True
+        last_write = now
+        return job_progress(job_ids=ids, worker=worker, progress=min(step / steps, 1.0)) > 0
+
+    return on_step
+
+
+def render_with_backoff(
+    jobs: list[Job], *, on_step: Callable[[int], bool]
+) -> list[list[GeneratedImage]]:
+    """Render the batch; on a GPU out-of-memory error, halve it and try again."""
+    from generation import pipeline
+
+    try:
+        return render(jobs, on_step=on_step)
+    except Exception as exc:
+        if not pipeline.is_out_of_memory(exc) or len(jobs) == 1:
+            raise
+        logger.warning("Out of memory with %d jobs; splitting the batch", len(jobs))
+        half = len(jobs) // 2
+        return render_with_backoff(jobs[:half], on_step=on_step) + render_with_backoff(
+            jobs[half:], on_step=on_step
         )
+
+
+def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[GeneratedImage]]:
+    """One pipeline call for all images of all jobs; returns each job's images."""
+    from generation import pipeline
+
+    first = jobs[0]
+    spec = pipeline.BatchSpec(
+        width=first.width,
+        height=first.height,
+        steps=first.steps,
+        guidance=first.guidance,
+        strength=first.strength if first.kind == Job.Kind.EDIT else None,
+    )
+    items = []
+    for job in jobs:
+        source = load_source(job) if job.kind == Job.Kind.EDIT else None
+        items += [
+            pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source)
+            for index in range(job.num_images)
+        ]
+    pictures = iter(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
+    results = []
+    for job in jobs:
+        images = []
+        for index in range(job.num_images):
+            picture = next(pictures)
+            seed = job.seed + index
+            images.append(
+                GeneratedImage(
+                    png=encode_png(picture, provenance=provenance(job, seed)),
+                    width=picture.width,
+                    height=picture.height,
+                    seed=seed,
+                )
+            )
+        results.append(images)
     return results
+
+
+def load_source(job: Job) -> PILImage.Image:
+    with job.source_image.open("rb") as handle:
+        return PILImage.open(io.BytesIO(handle.read())).convert("RGB")
+
+
+def provenance(job: Job, seed: int) -> dict[str, object]:
+    parameters: dict[str, object] = {
+        "width": job.width,
+        "height": job.height,
+        "steps": job.steps,
+        "guidance": job.guidance,
+    }
+    if job.kind == Job.Kind.EDIT:
+        parameters["strength"] = job.strength
+    return {
+        "model": job.model,
+        "kind": job.kind,
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt,
+        "seed": str(seed),
+        "parameters": parameters,
+        "job": str(job.id),
+    }

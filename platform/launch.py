@@ -181,7 +181,7 @@ def main() -> int:
     manage_parser = sub.add_parser("manage")
     manage_parser.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    var = Path(os.environ.get("ATELIER_VAR_DIR", ROOT / "var"))
+    var = Path(os.environ.get("ATELIER_VAR_DIR", ROOT / "var")).resolve()
     if args.command == "run":
         return run(var, args.port)
     if args.command == "test":

@@ -5,7 +5,7 @@ import pytest
 from billing.models import QuotaCounter, QuotaLedgerEntry
 from billing.services import quota_capture, quota_release
 from generation.models import Job
-from generation.services import GeneratedImage, job_claim, job_complete, job_fail
+from generation.services import GeneratedImage, job_claim_batch, job_complete, job_fail
 from tests.conftest import Person, small_job
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +15,10 @@ def submit(person: Person) -> Job:
     response = person.client().post("/api/v1/generations", small_job(), format="json")
     assert response.status_code == 202
     return Job.objects.get(pk=response.json()["id"])
+
+
+def claim(worker: str) -> list[Job]:
+    return job_claim_batch(worker=worker, lanes=["priority", "standard", "free"], max_images=8)
 
 
 def used(person: Person) -> int:
@@ -28,7 +32,7 @@ def kinds(job: Job) -> list[str]:
 def test_a_job_that_fails_on_the_worker_gives_its_image_back(alice: Person) -> None:
     job = submit(alice)
     assert used(alice) == 1
-    claimed = job_claim(job_id=str(job.id), worker="w1")
+    [claimed] = claim("w1")
     assert job_fail(job=claimed, worker="w1", code="generation_failed", message="CUDA error")
     assert used(alice) == 0
     assert kinds(job) == ["release", "reserve"]
@@ -47,9 +51,9 @@ def test_a_cancelled_queued_job_gives_its_image_back(alice: Person) -> None:
 
 def test_a_duplicated_task_message_charges_once(alice: Person) -> None:
     job = submit(alice)
-    first = job_claim(job_id=str(job.id), worker="w1")
-    assert first is not None
-    assert job_claim(job_id=str(job.id), worker="w2") is None  # the duplicate message
+    [first] = claim("w1")
+    assert first.pk == job.pk
+    assert claim("w2") == []  # the duplicate message finds nothing queued
     image = GeneratedImage(png=b"\x89PNG...", width=64, height=64, seed=job.seed)
     assert job_complete(job=first, worker="w1", images=[image])
     assert not job_complete(job=first, worker="w1", images=[image])

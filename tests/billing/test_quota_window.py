@@ -39,9 +39,7 @@ def test_the_fourth_image_of_the_day_is_refused_until_midnight_utc(alice: Person
 
 def test_a_plan_can_use_a_shorter_window(alice: Person) -> None:
     Plan.objects.filter(slug="free").update(window_hours=1, daily_images=1)
-    with time_machine.travel(
-        datetime(2026, 3, 2, 10, 30, tzinfo=UTC), tick=False
-    ) as clock:
+    with time_machine.travel(datetime(2026, 3, 2, 10, 30, tzinfo=UTC), tick=False) as clock:
         assert post(alice).status_code == 202
         refused = post(alice)
         assert refused.json()["error"]["reset_at"] == "2026-03-02T11:00:00+00:00"

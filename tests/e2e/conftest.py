@@ -22,7 +22,10 @@ from django.core.management import call_command
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = "gpu.priority,gpu.standard,gpu.free"
+# The shared worker serves the free and standard lanes. Tests that control their own
+# workers (crashes, races, cancellation) use paid plans, whose jobs go to the priority lane.
+SHARED_LANES = "free,standard"
+PRIORITY_LANE = "priority"
 
 
 @pytest.fixture(scope="session")
@@ -63,18 +66,18 @@ class WorkerProcess:
                 self.kill()
 
 
-def start_worker(log_dir: Path, **env: str) -> WorkerProcess:
-    """Start `celery worker` and return once it answers a ping."""
+def start_worker(log_dir: Path, *, lanes: str = SHARED_LANES, **env: str) -> WorkerProcess:
+    """Start `celery worker` for `lanes` and return once it answers a ping."""
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     log = log_dir / f"{hostname.split('@')[0]}.log"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-            "--queues", QUEUES, "--hostname", hostname, "--loglevel", "INFO",
+            "--queues", ",".join(f"gpu.{lane}" for lane in lanes.split(",")), "--hostname", hostname, "--loglevel", "INFO",
             "--without-mingle", "--without-gossip",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": test_database_url(), **env},
+        env={**os.environ, "DATABASE_URL": test_database_url(), "WORKER_LANES": lanes, **env},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
