@@ -249,13 +249,14 @@ def subscription_apply_state(
     now = timezone.now()
     fallback = default_plan()
     new_plan = plan_for_price(price_id=state.price_id, product_id=state.product_id)
-    row = (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("plan", "pending_plan")
-        .filter(workspace=workspace)
-        .first()
+    # Make sure the row exists (racing creators are ignored), then lock it: a plain
+    # single-table SELECT FOR UPDATE, which finds the row again after waiting for a lock.
+    Subscription.objects.bulk_create(
+        [Subscription(workspace=workspace, plan=new_plan, status=Subscription.Status.INCOMPLETE)],
+        ignore_conflicts=True,
     )
-    if row is not None and row.stripe_subscription_id:
+    row = Subscription.objects.select_for_update().get(workspace=workspace)
+    if row.stripe_subscription_id:
         same = row.stripe_subscription_id == state.id
         # An ended state is final, so it applies whenever it was read.
         if same and not state.ended and row.stripe_synced_at and read_at < row.stripe_synced_at:
@@ -269,11 +270,7 @@ def subscription_apply_state(
             )
             if state.ended or (row_live and older):
                 return row, f"ignored: {state.id} is not the workspace's current subscription"
-    if row is None:
-        row = Subscription(
-            workspace=workspace, plan=new_plan, status=Subscription.Status.INCOMPLETE
-        )
-    before = _schedule(row if row.pk else None, now, fallback)
+    before = _schedule(row, now, fallback)
     old_status = row.status
     switching = row.stripe_subscription_id != state.id
 
