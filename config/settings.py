@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "billing",
     "generation",
@@ -51,7 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -154,7 +156,29 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AtelierAutoSchema",
 }
+# The OpenAPI schema at /api/schema/ and its docs at /api/docs/, with Swagger UI served from
+# our own static files (drf-spectacular-sidecar), never from a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Atelier API",
+    "DESCRIPTION": "Image generation: the native API under /api/v1/ and the OpenAI-compatible "
+    "images API under /v1/. Every error has one shape, OpenAI's: "
+    '`{"error": {"code", "message", "type", "param"}}`.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# The OpenAI-compatible API: the model's public name (default: the folder's name or the hub
+# id), how long a request waits for its images, how long an image URL it hands out works.
+GENERATION_MODEL_NAME = env_str("GENERATION_MODEL_NAME", "")
+OPENAI_WAIT_SECONDS = env_int("OPENAI_WAIT_SECONDS", 60, minimum=1)
+OPENAI_IMAGE_URL_TTL = env_int("OPENAI_IMAGE_URL_TTL", 3600, minimum=60)
 
 # Celery: the message carries only a job id; the database row is the truth.
 CELERY_BROKER_URL = REDIS_URL

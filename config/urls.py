@@ -4,12 +4,15 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from billing import api as billing_api
 from billing import subscription_api
+from config import openapi  # noqa: F401  (describes the native views before any schema)
 from config.api_errors import json_404, json_500
 from generation import api as generation_api
+from generation import openai_api
 
 api_v1 = [
     path("signup", accounts_api.SignupApi.as_view()),
@@ -29,9 +32,20 @@ api_v1 = [
     path("images/<uuid:image_id>", generation_api.ImageContentApi.as_view()),
 ]
 
+# OpenAI's images API, for tools built on it: same admission, quotas and errors as api/v1.
+openai_v1 = [
+    path("images/generations", openai_api.OpenAIImagesView.as_view()),
+    path("images/content/<uuid:image_id>", openai_api.SignedImageContentApi.as_view()),
+    path("models", openai_api.ModelListApi.as_view()),
+    path("models/<path:model_id>", openai_api.ModelDetailApi.as_view()),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("v1/", include(openai_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 
