@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench-admission
+.PHONY: run test admin lint format bench-admission bench-worker
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,3 +31,6 @@ format: $(STAMP)
 # Benchmarks (not tests): each runs on its own embedded services under var/bench.
 bench-admission: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/api_admission.py
+
+bench-worker: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_throughput.py

@@ -199,6 +199,10 @@ CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 GENERATION_MODEL = env_str("GENERATION_MODEL", str(VAR_DIR / "models" / "atelier-demo"))
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")  # empty: cuda, then mps, then cpu
 MAX_PROMPT_LENGTH = 1000
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000, minimum=1)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 4096 * 4096, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1_000_000
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1_000_000
 # Worker: images per pipeline call, lanes this worker serves, and crash-safety timings.
 GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 8, minimum=1)
 GENERATION_COMPILE = env_bool("GENERATION_COMPILE", False)

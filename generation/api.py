@@ -7,6 +7,7 @@ from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +21,7 @@ from generation.model_info import model_info
 from generation.models import Image, Job
 from generation.selectors import images_for, jobs_for
 from generation.services import MAX_SEED, job_cancel, job_submit
+from generation.uploads import fit_size, png_file, upload_decode
 
 
 class GenerationInput(StrictSerializer):
@@ -60,6 +62,30 @@ class GenerationInput(StrictSerializer):
             errors["num_images"] = f"At most {plan.images_per_request} on the {plan.name} plan."
         if errors:
             raise serializers.ValidationError(errors)
+        return data
+
+
+class EditInput(GenerationInput):
+    """An edit: the usual parameters, the photo, and how far to move away from it.
+
+    Without width and height the photo's own aspect is kept, scaled to fit the plan."""
+
+    image = serializers.FileField()
+    strength = serializers.FloatField(required=False, min_value=0.05, max_value=1.0, default=0.6)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        plan: Plan = self.context["plan"]
+        try:
+            photo = upload_decode(data.pop("image"))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"image": exc.detail}) from None
+        if "width" not in data and "height" not in data:
+            minimum = model_info(settings.GENERATION_MODEL).min_size
+            data["width"], data["height"] = fit_size(
+                photo, max_width=plan.max_width, max_height=plan.max_height, minimum=minimum
+            )
+        data = super().validate(data)
+        data["source_image"] = png_file(photo)
         return data
 
 
@@ -127,6 +153,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
         *,
         kind: str = Job.Kind.TEXT_TO_IMAGE,
         extra: dict[str, Any] | None = None,
+        serializer_class: type[GenerationInput] = GenerationInput,
     ) -> tuple[Job, bool]:
         """Suspension, rate limit, validation against the plan, then job_submit (quota)."""
         workspace = request.workspace
@@ -136,7 +163,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
             )
         plan = self.plan(request)
         self.rate_usage = submit_rate_check(request, plan)
-        validated = GenerationInput(data=data, context={"plan": plan})
+        validated = serializer_class(data=data, context={"plan": plan})
         validated.is_valid(raise_exception=True)
         return job_submit(
             workspace=workspace,
@@ -158,6 +185,20 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
 
     def post(self, request: Request) -> Response:
         job, created = self.submit(request, request.data)
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        body = JobOutput(job, context={"request": request}).data
+        return Response(body, status=202 if created else 200, headers=headers)
+
+
+class EditCreateApi(GenerationSubmitMixin, APIView):
+    """POST /api/v1/edits (multipart): image, prompt, strength and the usual parameters."""
+
+    parser_classes = [MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        job, created = self.submit(
+            request, request.data, kind=Job.Kind.EDIT, serializer_class=EditInput
+        )
         headers = {} if created else {"Idempotent-Replayed": "true"}
         body = JobOutput(job, context={"request": request}).data
         return Response(body, status=202 if created else 200, headers=headers)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
 from billing.selectors import quota_status
-from billing.services import quota_capture, quota_release, quota_reserve
+from billing.services import QuotaExceeded, quota_capture, quota_release, quota_reserve
 from config.api_errors import ApiError
 from generation.models import Image, Job
 
@@ -100,13 +100,18 @@ def job_submit(
         return _replay(existing, fingerprint), False
 
     status = quota_status(workspace=workspace, plan=plan)
-    quota_reserve(
-        job=job,
-        images=job.num_images,
-        limit=status.limit,
-        window_start=status.window_start,
-        reset_at=status.reset_at,
-    )
+    try:
+        quota_reserve(
+            job=job,
+            images=job.num_images,
+            limit=status.limit,
+            window_start=status.window_start,
+            reset_at=status.reset_at,
+        )
+    except QuotaExceeded:
+        if job.source_image:  # stored with the row, which the refusal rolls back
+            job.source_image.delete(save=False)
+        raise
     _job_enqueue_ticket(job)
     return job, True
 
@@ -164,26 +169,35 @@ def lane_to_serve(*, lanes: list[str], at: datetime | None = None) -> str | None
 # and so on (a workspace's rank divided by its plan's weight), skipping workspaces already
 # running their plan's cap of jobs.
 _FAIR_ORDER_SQL = """
-    SELECT id FROM (
-        SELECT job.id, job.created_at, job.dispatch_weight,
+    SELECT id, workspace_id, room FROM (
+        SELECT job.id, job.workspace_id, job.created_at, job.dispatch_weight,
+               job.max_in_flight - COALESCE(running.n, 0) AS room,
                ROW_NUMBER() OVER (PARTITION BY job.workspace_id ORDER BY job.created_at) AS rank
         FROM generation_job AS job
+        LEFT JOIN (
+            SELECT workspace_id, COUNT(*) AS n FROM generation_job
+            WHERE status = 'running' GROUP BY workspace_id
+        ) AS running ON running.workspace_id = job.workspace_id
         WHERE job.status = 'queued' AND job.lane = %s
-          AND job.max_in_flight > (
-              SELECT COUNT(*) FROM generation_job AS running
-              WHERE running.workspace_id = job.workspace_id AND running.status = 'running'
-          )
     ) AS queued
+    WHERE room > 0
     ORDER BY rank::float / GREATEST(dispatch_weight, 1), created_at
     LIMIT %s
 """
 
 
-def fair_queue(*, lane: str, limit: int) -> list[str]:
-    """Ids of up to `limit` queued jobs of `lane` in the order they should run."""
+@dataclass(frozen=True)
+class QueuedJob:
+    id: Any
+    workspace_id: Any
+    room: int  # more jobs the workspace may run now, under its plan's in-flight cap
+
+
+def fair_queue(*, lane: str, limit: int) -> list[QueuedJob]:
+    """Up to `limit` queued jobs of `lane` in the order they should run."""
     with connection.cursor() as cursor:
         cursor.execute(_FAIR_ORDER_SQL, [lane, limit])
-        return [row[0] for row in cursor.fetchall()]
+        return [QueuedJob(*row) for row in cursor.fetchall()]
 
 
 def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[Job]:
@@ -200,19 +214,23 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
             candidates = {
                 job.pk: job
                 for job in Job.objects.select_for_update(skip_locked=True).filter(
-                    pk__in=order, status=Job.Status.QUEUED
+                    pk__in=[queued.id for queued in order], status=Job.Status.QUEUED
                 )
             }
             batch: list[Job] = []
             images = 0
-            for job_id in order:
-                job = candidates.get(job_id)
+            taken: dict[Any, int] = {}  # jobs per workspace in this batch
+            for queued in order:
+                job = candidates.get(queued.id)
                 if job is None or (batch and job.batch_key != batch[0].batch_key):
                     continue
                 if batch and images + job.num_images > max_images:
                     continue
+                if taken.get(queued.workspace_id, 0) >= queued.room:
+                    continue
                 batch.append(job)
                 images += job.num_images
+                taken[queued.workspace_id] = taken.get(queued.workspace_id, 0) + 1
             if not batch:
                 continue
             now = timezone.now()

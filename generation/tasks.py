@@ -160,7 +160,10 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
         if now - last_write < PROGRESS_WRITE_INTERVAL and step < steps:
             return True
         last_write = now
-        return job_progress(job_ids=ids, worker=worker, progress=min(step / steps, 1.0)) > 0
+        if job_progress(job_ids=ids, worker=worker, progress=min(step / steps, 1.0)):
+            return True
+        logger.info("Stopped at step %d of %d: every job of the batch was cancelled", step, steps)
+        return False
 
     return on_step
 

@@ -19,8 +19,6 @@ import requests
 from django.conf import settings
 from django.core.management import call_command
 
-from config.celery import app as celery_app
-
 ROOT = Path(__file__).resolve().parents[2]
 # The shared worker serves the free and standard lanes. Tests that control their own
 # workers (crashes, races, cancellation) use paid plans, whose jobs go to the priority lane.
@@ -73,7 +71,8 @@ def start_worker(log_dir: Path, *, lanes: str = SHARED_LANES, **env: str) -> Wor
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-            "--queues", ",".join(f"gpu.{lane}" for lane in lanes.split(",")), "--hostname", hostname, "--loglevel", "INFO",
+            "--queues", ",".join(f"gpu.{lane}" for lane in lanes.split(",")),
+            "--hostname", hostname, "--loglevel", "INFO",
             "--without-mingle", "--without-gossip",
         ],
         cwd=ROOT,
@@ -87,8 +86,10 @@ def start_worker(log_dir: Path, *, lanes: str = SHARED_LANES, **env: str) -> Wor
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"worker exited:\n{log.read_text()}")
-        if celery_app.control.ping(destination=[hostname], timeout=0.5):
+        # The log, not a ping: a solo-pool worker busy with a job answers no pings.
+        if f"{hostname} ready." in log.read_text(errors="replace"):
             return worker
+        time.sleep(0.2)
     worker.stop()
     raise RuntimeError(f"worker did not start:\n{log.read_text()}")
 

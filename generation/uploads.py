@@ -1,0 +1,71 @@
+"""Checks for uploaded photos: decoded content, not names or headers, decides.
+
+A photo is accepted when Pillow decodes it fully as PNG, JPEG or WebP within the byte and
+pixel limits. What is kept is the pixels alone, re-encoded as PNG: EXIF, GPS and any
+other metadata are dropped, after applying the EXIF orientation so the photo stays upright.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+from rest_framework import serializers
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+def upload_decode(upload: UploadedFile) -> PILImage.Image:
+    """The upload as a clean RGB image, or a ValidationError saying what is wrong."""
+    if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(
+            f"The file is larger than {settings.UPLOAD_MAX_BYTES // 1_000_000} MB."
+        )
+    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(
+            f"The file is larger than {settings.UPLOAD_MAX_BYTES // 1_000_000} MB."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            image = PILImage.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            if image.width * image.height > settings.UPLOAD_MAX_PIXELS:
+                raise serializers.ValidationError(
+                    f"The image has more than {settings.UPLOAD_MAX_PIXELS:,} pixels."
+                )
+            image.load()
+    except UnidentifiedImageError:
+        raise serializers.ValidationError("The file is not a PNG, JPEG or WebP image.") from None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise serializers.ValidationError("The image has too many pixels.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise serializers.ValidationError("The image is truncated or corrupt.") from None
+    upright = ImageOps.exif_transpose(image).convert("RGB")
+    clean = PILImage.new("RGB", upright.size)
+    clean.paste(upright)
+    return clean
+
+
+def fit_size(
+    image: PILImage.Image, *, max_width: int, max_height: int, minimum: int
+) -> tuple[int, int]:
+    """The largest size within the limits with the image's aspect, in multiples of 8."""
+    scale = min(max_width / image.width, max_height / image.height, 1.0)
+    width = max(int(image.width * scale) // 8 * 8, minimum)
+    height = max(int(image.height * scale) // 8 * 8, minimum)
+    return width, height
+
+
+def png_file(image: PILImage.Image) -> ContentFile:
+    """PNG bytes named by their digest, so that equal uploads have equal names."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return ContentFile(data, name=f"{hashlib.sha256(data).hexdigest()}.png")
