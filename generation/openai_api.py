@@ -36,7 +36,7 @@ from config.serializers import StrictSerializer
 from generation.api import GenerationSubmitMixin
 from generation.models import Image, Job
 from generation.services import MAX_SEED
-from generation.waiting import JobWaitTimeout, job_abandon, job_wait
+from generation.waiting import JobWaitTimeout, job_abandon, job_wait, request_thread_release
 
 # OpenAI's image model names, served by this platform's model so that tools which name one
 # still work. Any other name is refused.
@@ -166,8 +166,8 @@ IMAGE_ERRORS = {
     429: "Rate limit (`rate_limit_exceeded`) or quota (`quota_exceeded`): "
     "openai.RateLimitError. `Retry-After` says when to come back.",
     500: "The job failed (`generation_failed`); nothing was charged.",
-    503: "Overloaded, or the job did not start in time and was cancelled uncharged.",
-    504: "The job did not finish in time; it goes on and is at /api/v1/generations/<id>.",
+    503: "Overloaded (`overloaded`), or the images were not ready within OPENAI_WAIT_SECONDS "
+    "(`generation_timeout`: the job was cancelled, nothing was charged). See `Retry-After`.",
 }
 
 
@@ -255,11 +255,12 @@ class OpenAIImagesView(View):
         job_id, response_format = admission.data["job_id"], admission.data["response_format"]
         headers = {name: admission[name] for name in LIMIT_HEADERS if admission.has_header(name)}
         try:
+            await request_thread_release()
             job = await job_wait(job_id, timeout=settings.OPENAI_WAIT_SECONDS)
         except JobWaitTimeout:
             job = await job_abandon(job_id)
-            if not job.is_finished or job.status == Job.Status.CANCELLED:
-                return self._timeout(job, headers)
+            if job.status == Job.Status.CANCELLED:
+                return self._timeout(headers)
         except BaseException:
             # The client went away (the task is cancelled): nobody will take the images.
             await job_abandon(job_id)
@@ -281,23 +282,16 @@ class OpenAIImagesView(View):
             return answer()
         return response
 
-    def _timeout(self, job: Job, headers: dict[str, str]) -> JsonResponse:
-        wait = settings.OPENAI_WAIT_SECONDS
-        if job.status == Job.Status.CANCELLED:
-            # Still queued: cancelled and given back, so a retry later is safe.
-            return openai_error_response(
-                code="generation_timeout",
-                message=f"The GPUs are busy: the image did not start within {wait} s. "
-                "Nothing was charged; try again shortly.",
-                status=503,
-                headers={**headers, "Retry-After": "30"},
-            )
+    def _timeout(self, headers: dict[str, str]) -> JsonResponse:
+        # The job was cancelled and given back, so a retry is safe (and the openai package
+        # makes one by itself, after Retry-After).
         return openai_error_response(
             code="generation_timeout",
-            message=f"The image did not finish within {wait} s. It is still being made and "
-            f"will be at /api/v1/generations/{job.id} (it counts against your quota).",
-            status=504,
-            headers={**headers, "x-should-retry": "false"},
+            message=f"The GPUs are busy: the image was not ready within "
+            f"{settings.OPENAI_WAIT_SECONDS} s. It was cancelled and nothing was charged; "
+            "try again shortly.",
+            status=503,
+            headers={**headers, "Retry-After": "30"},
         )
 
     def _answer(
@@ -306,7 +300,7 @@ class OpenAIImagesView(View):
         if job.status != Job.Status.SUCCEEDED:
             failed = job.status == Job.Status.FAILED
             return openai_error_response(
-                code=job.error_code or "generation_failed" if failed else "job_cancelled",
+                code=(job.error_code or "generation_failed") if failed else "job_cancelled",
                 message=job.error_message or f"The job was {job.status}. Nothing was charged.",
                 status=500 if failed else 409,
                 headers=headers if failed else {**headers, "x-should-retry": "false"},

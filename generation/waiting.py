@@ -1,18 +1,26 @@
 """Waiting for a job from an async view, without a thread or a database connection per waiter.
 
 The OpenAI-compatible API answers only once the images exist. Its views are coroutines: while
-a job runs they sleep on the event loop, waking to read the job's row (one short query on a
-borrowed thread, then the connection is given back), so a web process holds thousands of
-waiting requests without a thread or a connection each.
+a job runs they sleep on the event loop, waking to read the job's row with one short query on
+a thread borrowed from the event loop's shared pool, which then gives its connection back. A
+web process thus holds thousands of waiting requests with a handful of threads.
+
+Under ASGI Django gives each request a thread of its own for synchronous code (asgiref's
+ThreadSensitiveContext), kept until the request ends even when idle. `request_thread_release`
+ends it before a long wait; Django starts a new one for whatever synchronous work follows.
+Under a synchronous caller (WSGI, the test client) everything runs on the caller's thread,
+inside its transaction, as Django does anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import connection
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
+from django.db import connections
 
 from config.api_errors import ApiError
 from generation.models import Job
@@ -28,18 +36,48 @@ class JobWaitTimeout(Exception):
         self.job = job
 
 
-def _release_connection() -> None:
-    # Inside a transaction (a caller's atomic block, as in tests) the connection is not ours.
-    if not connection.in_atomic_block:
-        connection.close()
+def _under_sync_caller() -> bool:
+    return getattr(AsyncToSync.executors, "current", None) is not None
 
 
-@sync_to_async
+def _release_connections() -> None:
+    """Close this thread's database connections, unless a transaction holds them (tests)."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+def _briefly(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `function` off the event loop, then give its database connection back.
+
+    Under ASGI on the loop's shared pool, so that no thread stays with the request; under a
+    synchronous caller on the caller's thread, so that it sees the caller's transaction.
+    """
+
+    def run(*args: Any) -> Any:
+        try:
+            return function(*args)
+        finally:
+            _release_connections()
+
+    return sync_to_async(run, thread_sensitive=_under_sync_caller())
+
+
+async def request_thread_release() -> None:
+    """End the request's own thread (and its database connection) before a long wait."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None or _under_sync_caller():
+        return
+    executor = SyncToAsync.context_to_thread_executor.get(context)
+    if executor is None:
+        return
+    await sync_to_async(_release_connections)()  # on that thread: its connections
+    SyncToAsync.context_to_thread_executor.pop(context, None)
+    executor.shutdown(wait=False)
+
+
 def _job_row(job_id: str) -> Job:
-    try:
-        return Job.objects.prefetch_related("images").get(pk=job_id)
-    finally:
-        _release_connection()
+    return Job.objects.prefetch_related("images").get(pk=job_id)
 
 
 async def job_wait(job_id: str, *, timeout: float) -> Job:
@@ -48,7 +86,7 @@ async def job_wait(job_id: str, *, timeout: float) -> Job:
     deadline = loop.time() + timeout
     delay = FIRST_POLL
     while True:
-        job = await _job_row(job_id)
+        job = await _briefly(_job_row)(job_id)
         remaining = deadline - loop.time()
         if job.is_finished:
             return job
@@ -58,18 +96,18 @@ async def job_wait(job_id: str, *, timeout: float) -> Job:
         delay = min(delay * 1.5, LAST_POLL)
 
 
-@sync_to_async
-def job_abandon(job_id: str) -> Job:
-    """Cancel the job if it is still queued (its images are given back); return its state.
+def _abandon(job_id: str) -> Job:
+    job = Job.objects.get(pk=job_id)
+    if not job.is_finished:
+        with contextlib.suppress(ApiError):  # it finished in the meantime
+            job = job_cancel(job=job)
+    return job
+
+
+async def job_abandon(job_id: str) -> Job:
+    """Cancel the job if it is not finished (its images are given back); return its state.
 
     A client that stopped waiting gets nothing, so it should not pay, and the GPUs should not
-    work for nobody. A job already running is left to finish: it is kept, and charged.
+    work for nobody.
     """
-    try:
-        job = Job.objects.get(pk=job_id)
-        if job.status == Job.Status.QUEUED:
-            with contextlib.suppress(ApiError):  # it started in the meantime
-                job = job_cancel(job=job)
-        return job
-    finally:
-        _release_connection()
+    return await _briefly(_abandon)(job_id)

@@ -113,7 +113,7 @@ def run(var: Path, port: int) -> int:
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         commands = {
             "web": [
-                PYTHON, "-m", "gunicorn", "config.wsgi", "--config",
+                PYTHON, "-m", "gunicorn", "config.asgi", "--config",
                 str(ROOT / "platform" / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
             ],
             "worker": [
