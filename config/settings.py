@@ -242,7 +242,9 @@ BILLING_SUCCESS_URL = env_url(
     schemes=("https", "http"),
 )
 BILLING_CANCEL_URL = env_url(
-    "BILLING_CANCEL_URL", "http://localhost:8000/billing?checkout=cancelled", schemes=("https", "http")
+    "BILLING_CANCEL_URL",
+    "http://localhost:8000/billing?checkout=cancelled",
+    schemes=("https", "http"),
 )
 BILLING_PORTAL_RETURN_URL = env_url(
     "BILLING_PORTAL_RETURN_URL", "http://localhost:8000/billing", schemes=("https", "http")
