@@ -233,6 +233,19 @@ _described(
     ),
 )
 _described(
+    generation_api.EditCreateApi,
+    post=extend_schema(
+        summary="Edit a photo: the job is queued",
+        request={"multipart/form-data": generation_api.EditInput},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            202: generation_api.JobOutput,
+            200: OpenApiResponse(generation_api.JobOutput, description="An idempotent replay."),
+            **{code: error(ERRORS[code]) for code in SUBMIT_ERRORS},
+        },
+    ),
+)
+_described(
     generation_api.GenerationDetailApi,
     get=extend_schema(
         summary="One job", operation_id="generations_get", responses={200: generation_api.JobOutput}

@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,7 +34,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from config.api_errors import ApiError, error_body
 from config.serializers import StrictSerializer
-from generation.api import GenerationSubmitMixin
+from generation.api import EditInput, GenerationInput, GenerationSubmitMixin
 from generation.models import Image, Job
 from generation.services import MAX_SEED
 from generation.waiting import JobWaitTimeout, job_abandon, job_wait, request_thread_release
@@ -171,6 +172,39 @@ IMAGE_ERRORS = {
 }
 
 
+class OpenAIEditInput(OpenAIImageInput):
+    """OpenAI's multipart edit request: one `image` (or `image[]`), an optional `mask`."""
+
+    image = serializers.FileField()
+    mask = serializers.FileField(required=False)
+    input_fidelity = serializers.CharField(required=False, allow_null=True)
+    strength = serializers.FloatField(required=False, help_text="Atelier: how far to move away.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "getlist"):  # multipart: the openai package sends lists as `name[]`
+            images = data.getlist("image[]")
+            data = {name: data.get(name) for name in data if name != "image[]"}
+            if len(images) > 1:
+                raise serializers.ValidationError({"image": ["Send one image."]})
+            if images:
+                data["image"] = images[0]
+        return super().to_internal_value(data)
+
+    def validate_mask(self, value: Any) -> Any:
+        # The edit pipeline (img2img) redraws the whole picture; it cannot keep what a mask
+        # protects, so a mask is refused rather than silently ignored.
+        raise serializers.ValidationError(
+            "Masks are not supported: edits redraw the whole image; use `strength` to stay close."
+        )
+
+    def generation_params(self) -> dict[str, Any]:
+        params = super().generation_params()
+        params["image"] = self.validated_data["image"]
+        if "strength" in self.validated_data:
+            params["strength"] = self.validated_data["strength"]
+        return params
+
+
 def openai_error_response(
     *, code: str, message: str, status: int, headers: dict[str, str] | None = None
 ) -> JsonResponse:
@@ -191,6 +225,7 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     input_class: type[OpenAIImageInput] = OpenAIImageInput
+    serializer_class: type[GenerationInput] = GenerationInput
     kind = Job.Kind.TEXT_TO_IMAGE
 
     @extend_schema(
@@ -207,7 +242,12 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
     def post(self, request: Request) -> Response:
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
-        job, _created = self.submit(request, data.generation_params(), kind=self.kind)
+        job, _created = self.submit(
+            request,
+            data.generation_params(),
+            kind=self.kind,
+            serializer_class=self.serializer_class,
+        )
         admitted = {
             "job_id": str(job.id),
             "response_format": data.validated_data["response_format"],
@@ -316,6 +356,33 @@ class OpenAIImagesView(View):
         for name, value in headers.items():
             response[name] = value
         return response
+
+
+class OpenAIEditSubmitApi(OpenAISubmitApi):
+    """The synchronous half of POST /v1/images/edits: the native edit path (EditInput)."""
+
+    parser_classes = [MultiPartParser]
+    input_class = OpenAIEditInput
+    serializer_class = EditInput
+    kind = Job.Kind.EDIT
+
+    @extend_schema(
+        summary="OpenAI-compatible: edit an image and wait for the result",
+        description="OpenAI's `images.edit`, on the native edit path (`POST /api/v1/edits`).",
+        request={"multipart/form-data": OpenAIEditInput},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        responses={
+            200: ImagesResponse,
+            **{code: _error(text) for code, text in IMAGE_ERRORS.items()},
+        },
+        tags=["openai"],
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+
+class OpenAIEditsView(OpenAIImagesView):
+    submit_api = OpenAIEditSubmitApi
 
 
 def image_data(request: HttpRequest, image: Image, response_format: str) -> dict[str, str]:

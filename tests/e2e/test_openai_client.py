@@ -77,6 +77,29 @@ def generate_both_ways(client: openai.OpenAI) -> None:
     assert png(download.content).size == (64, 64)
 
 
+def test_images_edit_redraws_the_uploaded_photo(
+    live_server: object, celery_worker: WorkerProcess, dana: Person
+) -> None:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (96, 64), (200, 30, 30)).save(buffer, format="PNG")
+    with client_for(live_server, dana.key) as client:
+        result = client.images.edit(
+            image=("photo.png", buffer.getvalue(), "image/png"),
+            prompt="a blue circle on a gray background",
+            response_format="b64_json",
+            extra_body={"strength": 0.5, "seed": 3},
+        )
+    [image] = result.data
+    assert png(base64.b64decode(image.b64_json)).size == (96, 64)
+    job = Job.objects.get(workspace=dana.workspace)
+    assert (job.kind, job.status, job.strength, job.seed) == (
+        Job.Kind.EDIT,
+        Job.Status.SUCCEEDED,
+        0.5,
+        3,
+    )
+
+
 def test_an_exhausted_quota_raises_rate_limit_error(
     live_server: object, celery_worker: WorkerProcess, dana: Person
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -11,6 +12,7 @@ import time_machine
 from django.core.files.base import ContentFile
 from django.test import RequestFactory
 from django.utils import timezone
+from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from billing.models import Plan, QuotaCounter
@@ -204,3 +206,57 @@ def test_a_signed_url_opens_only_its_own_image(
     ):
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "invalid_signature"
+
+
+EDITS = "/v1/images/edits"
+
+
+def photo(size: tuple[int, int] = (96, 64)) -> io.BytesIO:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    buffer.seek(0)
+    buffer.name = "photo.png"
+    return buffer
+
+
+def test_an_edit_takes_the_native_edit_path(alice: Person, no_wait: None) -> None:
+    body = {"prompt": "make it blue", "image": photo(), "strength": "0.4", "n": "1"}
+    response = alice.client().post(EDITS, body, format="multipart")
+    assert response.status_code == 503, response.content  # no worker here: cancelled
+    job = Job.objects.get(workspace=alice.workspace)
+    assert job.kind == Job.Kind.EDIT
+    assert (job.width, job.height, job.strength) == (96, 64, 0.4)
+    assert job.source_image.name
+    assert used_today(alice) == 0
+
+
+def test_the_openai_package_list_form_of_image_is_accepted(alice: Person, no_wait: None) -> None:
+    body = {"prompt": "make it blue", "image[]": photo()}
+    alice.client().post(EDITS, body, format="multipart")
+    assert Job.objects.get(workspace=alice.workspace).kind == Job.Kind.EDIT
+
+
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"prompt": "make it blue"}, "image"),
+        ({"prompt": "make it blue", "image": io.BytesIO(b"not a picture")}, "image"),
+        ({"prompt": "make it blue", "image[]": [photo(), photo()]}, "image"),
+        ({"prompt": "make it blue", "image": photo(), "mask": photo()}, "mask"),
+        ({"prompt": "make it blue", "image": photo(), "size": "1024x1024"}, "size"),
+        ({"prompt": "make it blue", "image": photo(), "n": "3"}, "n"),
+    ],
+)
+def test_bad_edits_are_a_400_naming_the_openai_parameter(
+    alice: Person, body: dict[str, object], param: str
+) -> None:
+    response = alice.client().post(EDITS, body, format="multipart")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["param"] == param
+    assert not Job.objects.exists()
+
+
+def test_an_edit_as_json_is_a_415(alice: Person) -> None:
+    response = alice.client().post(EDITS, {"prompt": "make it blue"}, format="json")
+    assert response.status_code == 415
+    assert response.json()["error"]["type"] == "invalid_request_error"
