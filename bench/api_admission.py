@@ -195,8 +195,8 @@ def main() -> None:
         f"ratio={ratio:.2f} submit_p99_ms={submit_result.percentile(0.99):.1f} "
         f"over_admissions={over_admissions} history_ratio={history_ratio:.2f}"
     )
-    if accepted != WORKSPACES * QUOTA:
-        print(f"warning: {accepted} accepted, expected {WORKSPACES * QUOTA}", file=sys.stderr)
+    if accepted != WORKSPACES * QUOTA or set(submit_result.statuses) - {202, 429}:
+        sys.exit(f"unexpected answers: {accepted} accepted, expected {WORKSPACES * QUOTA}")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(*, workers: int = 2, threads: int = 4) -> Iterator[str]:
+def gunicorn(*, workers: int = 2) -> Iterator[str]:
     """The real web server with the project's gunicorn config, on a free port."""
     port = free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "config.wsgi",
+            sys.executable, "-m", "gunicorn", "config.asgi",
             "--config", str(ROOT / "platform" / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--access-logfile", "/dev/null",
         ],
         cwd=ROOT,
@@ -45,9 +45,9 @@ def gunicorn(*, workers: int = 2, threads: int = 4) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                requests.get(f"{url}/api/v1/me", timeout=1)
+                requests.get(f"{url}/api/v1/me", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         yield url
     finally:

@@ -96,7 +96,15 @@ class Job(models.Model):
     @property
     def batch_key(self) -> tuple[object, ...]:
         """Jobs with equal keys can run in one pipeline call."""
-        return (self.model, self.kind, self.width, self.height, self.steps, self.guidance, self.strength)
+        return (
+            self.model,
+            self.kind,
+            self.width,
+            self.height,
+            self.steps,
+            self.guidance,
+            self.strength,
+        )
 
 
 def image_upload_to(image: Image, filename: str) -> str:
@@ -115,6 +123,8 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     seed = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Fixed when the image is made, from the plan then: a later downgrade never shortens it.
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["job", "index"]

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
-from billing.selectors import quota_status
+from billing.selectors import plan_for, quota_status
 from billing.services import QuotaExceeded, quota_capture, quota_release, quota_reserve
 from config.api_errors import ApiError
 from generation.models import Image, Job
@@ -275,9 +275,11 @@ def job_complete(*, job: Job, worker: str, images: list[GeneratedImage]) -> bool
         if default_storage.exists(name):
             default_storage.delete(name)  # left by an attempt that died before committing
         names.append(default_storage.save(name, ContentFile(image.png)))
+    now = timezone.now()
+    expires_at = now + timedelta(days=plan_for(job.workspace).retention_days)
     with transaction.atomic():
         finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=worker).update(
-            status=Job.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0
+            status=Job.Status.SUCCEEDED, finished_at=now, progress=1.0
         )
         if finished == 1:
             Image.objects.bulk_create(
@@ -289,6 +291,7 @@ def job_complete(*, job: Job, worker: str, images: list[GeneratedImage]) -> bool
                     width=image.width,
                     height=image.height,
                     seed=image.seed,
+                    expires_at=expires_at,
                 )
                 for index, (name, image) in enumerate(zip(names, images, strict=True))
             )
@@ -371,23 +374,11 @@ def _job_expire(*, job: Job) -> bool:
 
 
 def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
-    """Delete images (file and row) older than their workspace's plan keeps them."""
-    from billing.models import Plan, Subscription
-    from billing.selectors import PLAN_STATUSES
-
-    at = at or timezone.now()
+    """Delete images (file and row) past the retention their plan gave them when made."""
+    expired = Image.objects.filter(expires_at__lt=at or timezone.now())
     deleted = 0
-    subscribed = Subscription.objects.filter(status__in=PLAN_STATUSES)
-    for plan in Plan.objects.all():
-        cutoff = at - timedelta(days=plan.retention_days)
-        on_plan = subscribed.filter(plan=plan).values("workspace_id")
-        if plan.is_default:
-            old = Image.objects.exclude(workspace_id__in=subscribed.values("workspace_id"))
-        else:
-            old = Image.objects.filter(workspace_id__in=on_plan)
-        old = old.filter(created_at__lt=cutoff)
-        while batch := list(old.values_list("pk", "file")[:chunk]):
-            for _, name in batch:
-                default_storage.delete(name)
-            deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+    while batch := list(expired.values_list("pk", "file")[:chunk]):
+        for _, name in batch:
+            default_storage.delete(name)
+        deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
     return deleted

@@ -1,0 +1,131 @@
+"""Real worker processes on the priority lane: crashes, races and cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from billing.models import QuotaCounter, QuotaLedgerEntry
+from generation.models import Job
+from generation.services import jobs_sweep
+from tests.conftest import Person, make_person
+from tests.e2e.conftest import PRIORITY_LANE, start_worker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+LONG_JOB = {"prompt": "a slow red circle", "width": 512, "height": 512, "steps": 50}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 180, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_state(job_id: str) -> Job:
+    return Job.objects.get(pk=job_id)
+
+
+def submit(person: Person, body: dict[str, object]) -> str:
+    response = person.client().post("/api/v1/generations", body, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def test_a_job_whose_worker_is_killed_finishes_on_another_worker_stored_and_charged_once(
+    worker_logs: Path, demo_model: Path
+) -> None:
+    pat = make_person("pat@example.com", plan="pro")
+    job_id = submit(pat, {**LONG_JOB, "num_images": 2, "seed": 11})
+    first = start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+    try:
+        wait_until(lambda: job_state(job_id).progress > 0, what="the first worker to start")
+        first.kill()  # kill -9 in the middle of the job
+    finally:
+        first.stop()
+    assert job_state(job_id).status == Job.Status.RUNNING
+
+    second = start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+    try:
+        later = timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT + 1)
+        assert jobs_sweep(at=later).requeued == 1  # the heartbeat stopped: requeue it
+        wait_until(lambda: job_state(job_id).is_finished, what="the second worker")
+    finally:
+        second.stop()
+
+    job = job_state(job_id)
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.attempts == 2
+    assert [image.index for image in job.images.all()] == [0, 1]
+    folder = f"images/{job.workspace_id}/{job.id}"
+    assert sorted(default_storage.listdir(folder)[1]) == ["0.png", "1.png"]
+    kinds = sorted(QuotaLedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
+    assert kinds == ["capture", "reserve"]
+    assert QuotaCounter.objects.get(workspace=pat.workspace).used == 2
+
+
+def test_two_workers_racing_for_the_same_jobs_never_run_one_twice(
+    worker_logs: Path, demo_model: Path
+) -> None:
+    people = [make_person(f"racer{i}@example.com", plan="pro") for i in range(3)]
+    job_ids = [
+        submit(person, {"prompt": f"a green square {n}", "width": 64, "height": 64, "seed": n})
+        for n in range(4)
+        for person in people
+    ]
+    workers = [
+        start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+        for _ in range(2)
+    ]
+    try:
+        wait_until(
+            lambda: all(job_state(job_id).is_finished for job_id in job_ids), what="all jobs"
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+    jobs = Job.objects.filter(pk__in=job_ids)
+    assert {job.status for job in jobs} == {Job.Status.SUCCEEDED}
+    assert {job.attempts for job in jobs} == {1}
+    assert all(job.images.count() == 1 for job in jobs)
+    assert QuotaLedgerEntry.objects.filter(kind="capture").count() == len(job_ids)
+
+
+def test_cancelling_a_running_job_stops_it_at_the_next_step_and_refunds_it(
+    worker_logs: Path, demo_model: Path
+) -> None:
+    pat = make_person("pat@example.com", plan="pro")
+    job_id = submit(pat, LONG_JOB)
+    worker = start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+    try:
+        wait_until(lambda: job_state(job_id).progress > 0, what="the job to start")
+        response = pat.client().post(f"/api/v1/generations/{job_id}/cancel")
+        assert response.status_code == 200
+        assert response.json()["status"] == "cancelled"
+        assert QuotaCounter.objects.get(workspace=pat.workspace).used == 0  # refunded at once
+
+        # The worker is free again: it runs the next job.
+        next_id = submit(pat, {"prompt": "a blue circle", "width": 64, "height": 64})
+        wait_until(lambda: job_state(next_id).is_finished, what="the next job")
+    finally:
+        worker.stop()
+    log = worker.log.read_text()
+    assert "Stopped at step" in log and "of 50: every job of the batch was cancelled" in log
+    job = job_state(job_id)
+    assert job.status == Job.Status.CANCELLED
+    assert job.progress < 1.0
+    assert not job.images.exists()
+    kinds = sorted(QuotaLedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
+    assert kinds == ["release", "reserve"]
+    assert job_state(next_id).status == Job.Status.SUCCEEDED
+    assert QuotaCounter.objects.get(workspace=pat.workspace).used == 1
