@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.models import ApiKey, Invitation, Membership, User, Workspace
 
 
 def workspaces_for(user: User) -> QuerySet[Workspace]:
@@ -25,3 +25,15 @@ def membership_of(user: User, workspace: Workspace) -> Membership | None:
 
 def api_keys_for(workspace: Workspace) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(workspace=workspace).order_by("-created_at")
+
+
+def members_of(workspace: Workspace) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(workspace=workspace).select_related("user").order_by("created_at")
+    )
+
+
+def open_invitations_for(workspace: Workspace) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True).order_by(
+        "-created_at"
+    )

@@ -10,7 +10,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.models import ApiKey, Invitation, Membership, User, Workspace
+from config.api_errors import ApiError
 
 API_KEY_PREFIX = "atl"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -28,9 +29,16 @@ def user_signup(*, email: str, password: str, name: str = "") -> User:
     validate_password(password, user)
     user.set_password(password)
     user.save()
-    workspace = Workspace.objects.create(name=name or user.email, personal=True)
-    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.OWNER)
+    personal_workspace_create(user=user)
     return user
+
+
+@transaction.atomic
+def personal_workspace_create(*, user: User) -> Workspace:
+    """The workspace every user owns from sign-up on (the API's and the web page's)."""
+    workspace = Workspace.objects.create(name=user.name or user.email, personal=True)
+    Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.OWNER)
+    return workspace
 
 
 @transaction.atomic
@@ -77,3 +85,71 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def workspace_suspend(*, workspace: Workspace) -> bool:
+    """Stop a workspace from submitting jobs; returns False if it already was suspended."""
+    return (
+        Workspace.objects.filter(pk=workspace.pk, suspended_at__isnull=True).update(
+            suspended_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def workspace_unsuspend(*, workspace: Workspace) -> bool:
+    return (
+        Workspace.objects.filter(pk=workspace.pk, suspended_at__isnull=False).update(
+            suspended_at=None
+        )
+        == 1
+    )
+
+
+@transaction.atomic
+def invitation_create(
+    *, workspace: Workspace, invited_by: User, email: str, allows_teams: bool
+) -> Invitation:
+    """Invite `email` to a team workspace. `allows_teams` is the workspace's plan's say."""
+    if workspace.personal or not allows_teams:
+        raise ApiError(
+            "Members can be invited to a team workspace on a plan with teams. "
+            "Upgrade this workspace's plan to invite people.",
+            code="teams_need_paid_plan",
+            status_code=403,
+        )
+    email = User.objects.normalize_email(email).lower()
+    if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
+        raise ApiError(f"{email} is already a member.", code="already_member", param="email")
+    invitation, _ = Invitation.objects.get_or_create(
+        workspace=workspace,
+        email=email,
+        accepted_at=None,
+        defaults={"invited_by": invited_by, "token": secrets.token_urlsafe(32)},
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """Join the invited workspace. Only the invited address can accept, and only once."""
+    if user.email.lower() != invitation.email.lower():
+        raise ApiError(
+            f"This invitation is for {invitation.email}. Sign in with that address to accept it.",
+            code="invitation_wrong_user",
+            status_code=403,
+        )
+    accepted = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+        accepted_at=timezone.now(), accepted_by=user
+    )
+    if not accepted:  # a second click on the link is fine; someone else's use is not
+        membership = Membership.objects.filter(user=user, workspace=invitation.workspace).first()
+        if membership is None:
+            raise ApiError(
+                "This invitation was already used.", code="invitation_used", status_code=409
+            )
+        return membership
+    membership, _ = Membership.objects.get_or_create(
+        user=user, workspace=invitation.workspace, defaults={"role": invitation.role}
+    )
+    return membership
