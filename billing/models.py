@@ -264,6 +264,7 @@ class QuotaLedgerEntry(models.Model):
         RESERVE = "reserve", "Reserve"
         CAPTURE = "capture", "Capture"
         RELEASE = "release", "Release"
+        REFUND = "refund", "Refund"  # an operator gives a captured job's images back
 
     job = models.ForeignKey("generation.Job", on_delete=models.CASCADE, related_name="ledger")
     workspace = models.ForeignKey(

@@ -113,3 +113,29 @@ def quota_release(*, job: object) -> bool:
         workspace_id=entry.workspace_id, window_start=entry.window_start
     ).update(used=F("used") - entry.images)
     return True
+
+
+@transaction.atomic
+def quota_refund(*, job: object) -> int:
+    """Give a succeeded (captured) job's images back to its window. Returns the images
+    refunded: 0 if the job was never captured or was refunded before."""
+    capture = QuotaLedgerEntry.objects.filter(job=job, kind=QuotaLedgerEntry.Kind.CAPTURE).first()
+    if capture is None:
+        return 0
+    try:
+        with transaction.atomic():
+            QuotaLedgerEntry.objects.create(
+                job=job,
+                workspace_id=capture.workspace_id,
+                kind=QuotaLedgerEntry.Kind.REFUND,
+                images=capture.images,
+                window_start=capture.window_start,
+            )
+    except IntegrityError:
+        return 0
+    QuotaCounter.objects.filter(
+        workspace_id=capture.workspace_id,
+        window_start=capture.window_start,
+        used__gte=capture.images,
+    ).update(used=F("used") - capture.images)
+    return capture.images

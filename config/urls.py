@@ -48,6 +48,8 @@ urlpatterns = [
     path("v1/", include(openai_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("web.urls")),
 ]
 
 

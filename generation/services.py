@@ -382,3 +382,38 @@ def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
             default_storage.delete(name)
         deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
     return deleted
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete an image, row and file. Its quota stays spent: the image was made."""
+    name = image.file.name
+    image.delete()
+    transaction.on_commit(lambda: default_storage.delete(name))
+
+
+RETRY_FIELDS = (
+    "kind", "prompt", "negative_prompt", "width", "height", "steps", "guidance", "seed",
+    "num_images", "strength", "source_image",
+)  # fmt: skip
+
+
+def job_retry(*, job: Job) -> Job:
+    """Submit a failed or cancelled job again as a new job with the same parameters and
+    seed, under the workspace's plan now (its quota is reserved as for any job)."""
+    if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+        raise ApiError(
+            f"The job is {job.status}; only failed or cancelled jobs can be retried.",
+            code="job_not_retryable",
+            status_code=409,
+        )
+    params = {field: getattr(job, field) for field in RETRY_FIELDS}
+    params["source_image"] = job.source_image.name or ""
+    retry, _ = job_submit(
+        workspace=job.workspace,
+        user=job.user,
+        api_key=None,
+        plan=plan_for(job.workspace),
+        model=job.model,
+        params=params,
+    )
+    return retry

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("studio/", views.studio, name="studio"),
+    path("edit/", views.edit, name="edit"),
+    path("jobs/<uuid:job_id>/", views.job_card, name="job"),
+    path("jobs/<uuid:job_id>/cancel/", views.job_cancel_view, name="job_cancel"),
+    path("images/<uuid:image_id>", views.image_content, name="image"),
+    path("gallery/", views.gallery, name="gallery"),
+    path("gallery/<uuid:image_id>/delete/", views.image_delete_view, name="image_delete"),
+    path("billing/", views.billing, name="billing"),
+    path("billing/checkout/", views.billing_checkout, name="billing_checkout"),
+    path("billing/portal/", views.billing_portal, name="billing_portal"),
+    path("keys/", views.api_keys, name="keys"),
+    path("keys/<uuid:key_id>/revoke/", views.api_key_revoke_view, name="key_revoke"),
+    path("team/", views.team, name="team"),
+    path("team/invite/", views.team_invite, name="team_invite"),
+    path("workspaces/new/", views.workspace_new, name="workspace_new"),
+    path("workspaces/switch/", views.workspace_switch, name="workspace_switch"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
+]
