@@ -52,7 +52,16 @@ def quota_limit(*, workspace: Workspace, plan: Plan, at: datetime) -> int:
         .values_list("daily_images", flat=True)
         .first()
     )
-    return plan.daily_images if override is None else override
+    if override is not None:
+        return override
+    if plan.is_default:
+        # Operators can lower the free quota for a day of overload (generation's switches).
+        from generation.admission import operator_switches
+
+        temporary = operator_switches().free_daily_images
+        if temporary is not None:
+            return min(plan.daily_images, temporary)
+    return plan.daily_images
 
 
 def quota_status(*, workspace: Workspace, plan: Plan | None = None) -> QuotaStatus:

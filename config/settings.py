@@ -238,6 +238,7 @@ GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 8, minimum=1)
 GENERATION_COMPILE = env_bool("GENERATION_COMPILE", False)
 WORKER_LANES = env_list("WORKER_LANES", ["priority", "standard", "free"])
 LANE_WEIGHTS = {"priority": 8, "standard": 3, "free": 1}
+FAIR_SHARE_WINDOW = env_int("FAIR_SHARE_WINDOW", 300, minimum=1)  # seconds of history for turns
 JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=5)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
@@ -246,6 +247,15 @@ JOB_DEADLINE = env_int("JOB_DEADLINE", 3600, minimum=60)
 JOB_TIME_LIMIT_BASE = env_int("JOB_TIME_LIMIT_BASE", 120, minimum=1)
 JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 10, minimum=1)
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 15, minimum=1)
+# Overload control: how throughput is measured and how the waiting room paces retries.
+THROUGHPUT_SMOOTHING = 0.2  # weight of the newest batch in the seconds-per-image average
+DEFAULT_SECONDS_PER_IMAGE = float(env_int("DEFAULT_MS_PER_IMAGE", 2000, minimum=1)) / 1000
+WORKER_ALIVE_INTERVAL = 10
+WORKER_ALIVE_TIMEOUT = env_int("WORKER_ALIVE_TIMEOUT", 30, minimum=5)
+WAITING_ROOM_GRACE = env_int("WAITING_ROOM_GRACE", 60, minimum=1)
+FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, minimum=1)
+# The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
+GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")
 CELERY_BEAT_SCHEDULE = {
     "sweep-jobs": {
         "task": "generation.sweep_jobs",

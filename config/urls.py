@@ -30,6 +30,7 @@ api_v1 = [
     path("generations/<uuid:job_id>", generation_api.GenerationDetailApi.as_view()),
     path("generations/<uuid:job_id>/cancel", generation_api.GenerationCancelApi.as_view()),
     path("edits", generation_api.EditCreateApi.as_view()),
+    path("status", generation_api.StatusApi.as_view()),
     path("images/<uuid:image_id>", generation_api.ImageContentApi.as_view()),
 ]
 

@@ -8,18 +8,26 @@ from django.shortcuts import get_object_or_404
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.limits import limit_headers, submit_rate_check, submit_rate_usage
-from billing.models import Plan
+from billing.models import Lane, Plan
 from billing.selectors import plan_for, quota_status
 from config.api_errors import ApiError
 from config.serializers import StrictSerializer
+from generation.admission import (
+    admission_check,
+    lane_wait_estimate,
+    live_workers,
+    operator_switches,
+)
 from generation.model_info import model_info
 from generation.models import Image, Job
-from generation.selectors import images_for, jobs_for
+from generation.policy import policy_check
+from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel, job_submit
 from generation.uploads import fit_size, png_file, upload_decode
 
@@ -102,14 +110,34 @@ class ImageOutput(serializers.ModelSerializer):
 
 class JobOutput(serializers.ModelSerializer):
     images = ImageOutput(many=True, read_only=True)
+    queue_position = serializers.SerializerMethodField()
+    estimated_start_seconds = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
         fields = [
             "id", "kind", "status", "prompt", "negative_prompt", "width", "height", "steps",
             "guidance", "seed", "num_images", "strength", "lane", "progress", "model",
-            "error_code", "error_message", "created_at", "started_at", "finished_at", "images",
+            "queue_position", "estimated_start_seconds", "error_code", "error_message",
+            "created_at", "started_at", "finished_at", "images",
         ]  # fmt: skip
+
+    def _place(self, job: Job) -> QueuePlace | None:
+        if job.status != Job.Status.QUEUED:
+            return None
+        cache = self.context.setdefault("queue_places", {})
+        if job.pk not in cache:
+            cache[job.pk] = job_queue_place(job)
+        return cache[job.pk]
+
+    def get_queue_position(self, job: Job) -> int | None:
+        """1 when the job runs next; null once it has started."""
+        place = self._place(job)
+        return place.position if place else None
+
+    def get_estimated_start_seconds(self, job: Job) -> int | None:
+        place = self._place(job)
+        return round(place.wait_seconds) if place else None
 
 
 class WorkspaceLimitsMixin:
@@ -132,6 +160,9 @@ class WorkspaceLimitsMixin:
             quota = quota_status(workspace=request.workspace, plan=plan)
             for name, value in limit_headers(usage=usage, quota=quota).items():
                 response[name] = value
+        banner = operator_switches().banner
+        if banner:
+            response["Atelier-Notice"] = banner
         return response
 
 
@@ -165,14 +196,20 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
         self.rate_usage = submit_rate_check(request, plan)
         validated = serializer_class(data=data, context={"plan": plan})
         validated.is_valid(raise_exception=True)
+        params = {"kind": kind, **validated.validated_data, **(extra or {})}
+        key = idempotency_key(request)
+        if not (key and jobs_for(workspace).filter(idempotency_key=key).exists()):
+            # A replay returns its job (or a 409) below; anything new passes these first.
+            policy_check(workspace=workspace, user=request.user, prompt=params["prompt"])
+            admission_check(workspace=workspace, plan=plan, images=params["num_images"])
         return job_submit(
             workspace=workspace,
             user=request.user,
             api_key=request.api_key,
             plan=plan,
             model=settings.GENERATION_MODEL,
-            params={"kind": kind, **validated.validated_data, **(extra or {})},
-            idempotency_key=idempotency_key(request),
+            params=params,
+            idempotency_key=key,
         )
 
 
@@ -225,6 +262,32 @@ class GenerationCancelApi(WorkspaceLimitsMixin, APIView):
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=get_object_or_404(jobs_for(request.workspace), pk=job_id))
         return Response(JobOutput(job, context={"request": request}).data)
+
+
+class StatusApi(APIView):
+    """GET /api/v1/status: the operators' banner and each lane's estimated wait. Public."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        switches = operator_switches()
+        lanes = [lane_wait_estimate(lane) for lane in Lane.values]
+        return Response(
+            {
+                "banner": switches.banner or None,
+                "free_tier_paused": switches.free_tier_paused,
+                "workers": live_workers(),
+                "lanes": [
+                    {
+                        "lane": estimate.lane,
+                        "queued_images": estimate.queued_images,
+                        "estimated_wait_seconds": round(estimate.wait_seconds),
+                    }
+                    for estimate in lanes
+                ],
+            }
+        )
 
 
 class ImageContentApi(APIView):

@@ -84,6 +84,7 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["status", "lane", "created_at"]),
+            models.Index(fields=["started_at"]),
         ]
 
     def __str__(self) -> str:
@@ -133,3 +134,82 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.index} of job {self.job_id}"
+
+
+class PolicyRule(models.Model):
+    """A term the content policy refuses, with why and what to write instead."""
+
+    term = models.CharField(
+        max_length=200,
+        help_text="A word or name, matched on word boundaries ignoring case, accents and "
+        "punctuation.",
+    )
+    reason = models.CharField(max_length=300)
+    suggestion = models.TextField(help_text="Shown to the person: what they could ask instead.")
+    replacement = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Replaces the matched phrase (with a leading 'in the style of' or 'by') in "
+        "the suggested rewrite of the prompt.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["term"]
+
+    def __str__(self) -> str:
+        return self.term
+
+
+class PolicyRefusal(models.Model):
+    """A refused prompt, kept for operators to review."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="policy_refusals"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    rule = models.ForeignKey(PolicyRule, on_delete=models.SET_NULL, null=True)
+    prompt = models.TextField()
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.rule} in {self.workspace}"
+
+
+class OperatorSwitches(models.Model):
+    """The operators' levers for a day of overload; one row, read within seconds."""
+
+    free_tier_paused = models.BooleanField(
+        default=False, help_text="Refuse new jobs from workspaces on the default plan."
+    )
+    free_daily_images = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Temporary images per window for the default plan (e.g. 1 instead of 3).",
+    )
+    max_queued_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Refuse new free and standard jobs while this many jobs are queued.",
+    )
+    banner = models.CharField(
+        max_length=300, blank=True, help_text="Shown in the app and returned by the API."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = "operator switches"
+        verbose_name_plural = "operator switches"
+
+    def __str__(self) -> str:
+        return "Operator switches"

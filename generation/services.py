@@ -165,24 +165,31 @@ def lane_to_serve(*, lanes: list[str], at: datetime | None = None) -> str | None
     return max(scores, key=scores.__getitem__) if scores else None
 
 
-# Queued jobs of a lane in fair order: each workspace's first job, then each one's second,
-# and so on (a workspace's rank divided by its plan's weight), skipping workspaces already
-# running their plan's cap of jobs.
+# Queued jobs of a lane in fair order: workspaces take turns. A job's turn is its rank among
+# its workspace's queued jobs plus the jobs that workspace started in the last
+# FAIR_SHARE_WINDOW seconds, divided by its plan's weight; workspaces already running their
+# plan's cap of jobs wait.
 _FAIR_ORDER_SQL = """
     SELECT id, workspace_id, room FROM (
         SELECT job.id, job.workspace_id, job.created_at, job.dispatch_weight,
-               job.max_in_flight - COALESCE(running.n, 0) AS room,
-               ROW_NUMBER() OVER (PARTITION BY job.workspace_id ORDER BY job.created_at) AS rank
+               job.max_in_flight - COALESCE(recent.running, 0) AS room,
+               COALESCE(recent.served, 0)
+                   + ROW_NUMBER() OVER (PARTITION BY job.workspace_id ORDER BY job.created_at)
+                   AS turn
         FROM generation_job AS job
         LEFT JOIN (
-            SELECT workspace_id, COUNT(*) AS n FROM generation_job
-            WHERE status = 'running' GROUP BY workspace_id
-        ) AS running ON running.workspace_id = job.workspace_id
-        WHERE job.status = 'queued' AND job.lane = %s
+            SELECT workspace_id,
+                   COUNT(*) FILTER (WHERE status = 'running') AS running,
+                   COUNT(*) FILTER (WHERE started_at >= %(since)s) AS served
+            FROM generation_job
+            WHERE status = 'running' OR started_at >= %(since)s
+            GROUP BY workspace_id
+        ) AS recent ON recent.workspace_id = job.workspace_id
+        WHERE job.status = 'queued' AND job.lane = %(lane)s
     ) AS queued
     WHERE room > 0
-    ORDER BY rank::float / GREATEST(dispatch_weight, 1), created_at
-    LIMIT %s
+    ORDER BY turn::float / GREATEST(dispatch_weight, 1), created_at
+    LIMIT %(limit)s
 """
 
 
@@ -196,7 +203,8 @@ class QueuedJob:
 def fair_queue(*, lane: str, limit: int) -> list[QueuedJob]:
     """Up to `limit` queued jobs of `lane` in the order they should run."""
     with connection.cursor() as cursor:
-        cursor.execute(_FAIR_ORDER_SQL, [lane, limit])
+        since = timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
+        cursor.execute(_FAIR_ORDER_SQL, {"lane": lane, "limit": limit, "since": since})
         return [QueuedJob(*row) for row in cursor.fetchall()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import os
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from PIL import Image as PILImage
 
+from generation.admission import throughput_record, worker_alive
 from generation.images import encode_png
 from generation.models import Job
 from generation.services import (
@@ -43,14 +46,28 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def pipeline_module() -> ModuleType:
+    """generation.pipeline (torch and diffusers), imported by workers only."""
+    return importlib.import_module(settings.GENERATION_PIPELINE_MODULE)
+
+
 @worker_ready.connect
 def _warm_up(**kwargs: object) -> None:
-    """Load the model before the first job. A model that fails to load fails its jobs
-    readably instead of stopping the worker."""
-    from generation import pipeline
+    """Report this worker alive for the wait estimates, and load the model before the first
+    job. A model that fails to load fails its jobs readably instead of stopping the worker."""
+    worker = worker_id()
 
+    def report_alive() -> None:
+        while True:
+            try:
+                worker_alive(worker)
+            except Exception:
+                logger.exception("Could not report the worker alive")
+            time.sleep(settings.WORKER_ALIVE_INTERVAL)
+
+    threading.Thread(target=report_alive, name="alive", daemon=True).start()
     try:
-        pipeline.warm_up()
+        pipeline_module().warm_up()
     except Exception:
         logger.exception("Warm-up failed; jobs will report the error")
 
@@ -117,8 +134,8 @@ def heartbeat(jobs: list[Job], worker: str) -> Iterator[None]:
 def run_batch(jobs: list[Job], *, worker: str) -> None:
     """Render a claimed batch and settle each job: succeeded and charged, or failed and
     refunded. Cancelled jobs are dropped."""
-    from generation import pipeline  # torch is imported by workers only
-
+    pipeline = pipeline_module()
+    started = time.monotonic()
     with heartbeat(jobs, worker):
         try:
             rendered = render_with_backoff(jobs, on_step=step_watcher(jobs, worker))
@@ -138,6 +155,9 @@ def run_batch(jobs: list[Job], *, worker: str) -> None:
         for job in jobs:
             job_fail(job=job, worker=worker, code=code, message=message)
         return
+    throughput_record(
+        images=sum(len(images) for images in rendered), seconds=time.monotonic() - started
+    )
     for job, images in zip(jobs, rendered, strict=True):
         job_complete(job=job, worker=worker, images=images)
 
@@ -172,8 +192,7 @@ def render_with_backoff(
     jobs: list[Job], *, on_step: Callable[[int], bool]
 ) -> list[list[GeneratedImage]]:
     """Render the batch; on a GPU out-of-memory error, halve it and try again."""
-    from generation import pipeline
-
+    pipeline = pipeline_module()
     try:
         return render(jobs, on_step=on_step)
     except Exception as exc:
@@ -188,8 +207,7 @@ def render_with_backoff(
 
 def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[GeneratedImage]]:
     """One pipeline call for all images of all jobs; returns each job's images."""
-    from generation import pipeline
-
+    pipeline = pipeline_module()
     first = jobs[0]
     spec = pipeline.BatchSpec(
         width=first.width,

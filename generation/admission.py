@@ -1,0 +1,222 @@
+"""Overload control: wait estimates per lane, shedding with an honest Retry-After, a
+waiting room for those told to come back, and the operators' switches.
+
+Throughput is measured by the workers: an exponentially weighted average of seconds of
+GPU time per image, and a set of live workers, both in Redis. A lane's wait is the images
+queued at or above its priority times that average, divided by the live workers.
+
+A refused request books a slot in its lane's waiting room: the Retry-After it gets is the
+slot's time, slots are spaced at the lane's service rate, and a workspace coming back at
+its slot is admitted ahead of newcomers. So waiting as told pays off, and newcomers queue
+behind those who waited.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+from django.conf import settings
+from django.db.models import Sum
+
+from accounts.models import Workspace
+from billing.models import Lane, Plan
+from config.api_errors import ApiError
+from generation.models import Job, OperatorSwitches
+
+LANES_AT_OR_ABOVE = {
+    Lane.PRIORITY: [Lane.PRIORITY],
+    Lane.STANDARD: [Lane.PRIORITY, Lane.STANDARD],
+    Lane.FREE: [Lane.PRIORITY, Lane.STANDARD, Lane.FREE],
+}
+_SECONDS_PER_IMAGE = "atelier:throughput:seconds_per_image"
+_WORKERS = "atelier:throughput:workers"
+_SWITCHES_TTL = 2.0  # seconds a process keeps the operator switches
+_switches_cache: tuple[float, OperatorSwitches] | None = None
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+class Overloaded(ApiError):
+    def __init__(self, *, retry_after: int, message: str, code: str = "overloaded") -> None:
+        super().__init__(
+            message,
+            code=code,
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+            extra={"retry_after": retry_after},
+        )
+
+
+# Operator switches
+
+
+def operator_switches() -> OperatorSwitches:
+    """The switches, read at most every two seconds per process."""
+    global _switches_cache
+    now = time.monotonic()
+    if _switches_cache is None or now - _switches_cache[0] > _SWITCHES_TTL:
+        switches = OperatorSwitches.objects.filter(pk=1).first() or OperatorSwitches(pk=1)
+        _switches_cache = (now, switches)
+    return _switches_cache[1]
+
+
+def operator_switches_update(*, user: object = None, **fields: object) -> OperatorSwitches:
+    """Change the switches; this process sees them at once, others within two seconds."""
+    global _switches_cache
+    switches, _ = OperatorSwitches.objects.update_or_create(
+        pk=1, defaults={**fields, "updated_by": user}
+    )
+    _switches_cache = None
+    return switches
+
+
+# Throughput, measured by the workers
+
+
+def throughput_record(*, images: int, seconds: float) -> None:
+    """A worker finished `images` in `seconds` of GPU time."""
+    if images <= 0:
+        return
+    sample = seconds / images
+    client = _redis()
+    current = client.get(_SECONDS_PER_IMAGE)
+    alpha = settings.THROUGHPUT_SMOOTHING
+    value = sample if current is None else alpha * sample + (1 - alpha) * float(current)
+    client.set(_SECONDS_PER_IMAGE, value)
+
+
+def worker_alive(worker: str) -> None:
+    client = _redis()
+    now = time.time()
+    client.zadd(_WORKERS, {worker: now})
+    client.zremrangebyscore(_WORKERS, 0, now - settings.WORKER_ALIVE_TIMEOUT)
+
+
+def live_workers() -> int:
+    since = time.time() - settings.WORKER_ALIVE_TIMEOUT
+    return int(_redis().zcount(_WORKERS, since, "+inf"))
+
+
+def seconds_per_image() -> float:
+    value = _redis().get(_SECONDS_PER_IMAGE)
+    return float(value) if value is not None else settings.DEFAULT_SECONDS_PER_IMAGE
+
+
+# Wait estimates
+
+
+@dataclass(frozen=True)
+class LaneEstimate:
+    lane: str
+    queued_images: int
+    wait_seconds: float
+
+
+def lane_wait_estimate(lane: str) -> LaneEstimate:
+    """Seconds a new job of `lane` would wait: the images that run before it (queued in its
+    lane and the lanes above), at the measured rate of the live workers."""
+    queued = (
+        Job.objects.filter(status=Job.Status.QUEUED, lane__in=LANES_AT_OR_ABOVE[lane]).aggregate(
+            images=Sum("num_images")
+        )["images"]
+        or 0
+    )
+    rate = max(live_workers(), 1) / seconds_per_image()
+    return LaneEstimate(lane=lane, queued_images=queued, wait_seconds=queued / rate)
+
+
+def estimated_wait(images_ahead: int) -> float:
+    return images_ahead * seconds_per_image() / max(live_workers(), 1)
+
+
+# Admission
+
+
+def _room_key(lane: str) -> str:
+    return f"atelier:waiting-room:{lane}:next"
+
+
+def _ticket_key(workspace: Workspace) -> str:
+    return f"atelier:waiting-room:ticket:{workspace.pk}"
+
+
+# Book the lane's next slot for a workspace, or return its existing one.
+# KEYS: next-slot, ticket; ARGV: earliest, spacing, now, ticket ttl
+_BOOK = """
+local ticket = redis.call('GET', KEYS[2])
+if ticket then return ticket end
+local slot = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[2])))
+redis.call('SET', KEYS[2], tostring(slot), 'EX', math.ceil(slot - tonumber(ARGV[3])) + ARGV[4])
+return tostring(slot)
+"""
+
+
+def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: float) -> float:
+    now = time.time()
+    grace = settings.WAITING_ROOM_GRACE
+    keys = [_room_key(lane), _ticket_key(workspace)]
+    return float(_redis().eval(_BOOK, 2, *keys, earliest, spacing, now, grace))
+
+
+def _use_ticket(workspace: Workspace) -> float | None:
+    """The workspace's booked slot, if it has one."""
+    value = _redis().get(_ticket_key(workspace))
+    return float(value) if value is not None else None
+
+
+def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
+    """Admit the job, or raise Overloaded (503 with Retry-After). Refusals cost nothing."""
+    switches = operator_switches()
+    if plan.is_default and switches.free_tier_paused:
+        raise Overloaded(
+            retry_after=settings.FREE_TIER_PAUSED_RETRY_AFTER,
+            code="free_tier_paused",
+            message="The free tier is paused while demand is high; paid plans are unaffected. "
+            "Please try again later.",
+        )
+    if plan.lane != Lane.PRIORITY and switches.max_queued_jobs is not None:
+        queued = Job.objects.filter(status=Job.Status.QUEUED).count()
+        if queued >= switches.max_queued_jobs:
+            raise Overloaded(
+                retry_after=max(math.ceil(estimated_wait(queued)), 1),
+                message="The queue is full right now. Please try again later.",
+            )
+
+    now = time.time()
+    ticket = _use_ticket(workspace)
+    if ticket is not None:
+        if now >= ticket - 1:
+            _redis().delete(_ticket_key(workspace))
+            return  # it waited its turn
+        raise _come_back(ticket - now)
+
+    estimate = lane_wait_estimate(plan.lane)
+    waiting = max(float(_redis().get(_room_key(plan.lane)) or 0) - now, 0.0)
+    wait = max(estimate.wait_seconds, waiting)
+    if wait <= plan.max_wait_seconds:
+        return
+    spacing = seconds_per_image() * images / max(live_workers(), 1)
+    slot = _book_slot(
+        workspace=workspace,
+        lane=plan.lane,
+        earliest=now + wait - plan.max_wait_seconds,
+        spacing=spacing,
+    )
+    raise _come_back(slot - now)
+
+
+def _come_back(seconds: float) -> Overloaded:
+    retry_after = max(math.ceil(seconds), 1)
+    return Overloaded(
+        retry_after=retry_after,
+        message=f"We are over capacity right now. Your place is kept: try again in "
+        f"{retry_after} s.",
+    )

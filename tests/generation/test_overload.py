@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+
+from billing.models import QuotaCounter
+from generation.admission import operator_switches_update, throughput_record
+from generation.models import Job
+from tests.conftest import Person, make_person, small_job
+
+pytestmark = pytest.mark.django_db
+
+
+def post(person: Person) -> object:
+    return person.client().post("/api/v1/generations", small_job(), format="json")
+
+
+@pytest.fixture
+def slow_gpus() -> None:
+    """The workers report 100 s per image: one queued image is a 100 s wait."""
+    throughput_record(images=1, seconds=100)
+
+
+def test_a_lane_past_its_wait_limit_refuses_free_jobs_and_accepts_paid_ones(
+    alice: Person, bob: Person, slow_gpus: None
+) -> None:
+    assert post(alice).status_code == 202  # empty queue: admitted
+    refused = post(bob)  # 100 s of queue ahead, the free plan waits at most 60 s
+    assert refused.status_code == 503
+    error = refused.json()["error"]
+    assert error["code"] == "overloaded" and error["type"] == "overloaded_error"
+    retry_after = int(refused["Retry-After"])
+    assert retry_after == error["retry_after"]
+    assert 30 <= retry_after <= 100
+    assert not Job.objects.filter(workspace=bob.workspace).exists()
+    assert not QuotaCounter.objects.filter(workspace=bob.workspace, used__gt=0).exists()
+
+    pat = make_person("pat@example.com", plan="pro")
+    assert post(pat).status_code == 202  # the priority lane is empty
+
+
+def test_a_client_that_waits_its_retry_after_is_admitted_ahead_of_newcomers(
+    alice: Person, bob: Person, slow_gpus: None
+) -> None:
+    carol = make_person("carol@example.com")
+    with time_machine.travel(time.time(), tick=False) as clock:
+        assert post(alice).status_code == 202
+        first = post(bob)
+        retry_after = int(first["Retry-After"])
+        again = post(bob)  # too early: same place, not a new one
+        assert again.status_code == 503 and int(again["Retry-After"]) == retry_after
+        newcomer = post(carol)
+        assert newcomer.status_code == 503
+        assert int(newcomer["Retry-After"]) > retry_after  # queued behind bob
+
+        clock.shift(timedelta(seconds=retry_after))
+        assert post(bob).status_code == 202
+        assert post(carol).status_code == 503  # not her turn yet
+
+
+def test_pausing_the_free_tier_takes_effect_without_a_restart(
+    alice: Person, admin_client: Client
+) -> None:
+    operator_switches_update(free_tier_paused=True)
+    paused = post(alice)
+    assert paused.status_code == 503
+    assert paused.json()["error"]["code"] == "free_tier_paused"
+    assert int(paused["Retry-After"]) > 0
+    assert post(make_person("pat@example.com", plan="pro")).status_code == 202
+
+    response = admin_client.post(
+        "/admin/generation/operatorswitches/1/change/",
+        {"free_daily_images": "", "max_queued_jobs": "", "banner": ""},
+    )
+    assert response.status_code == 302, response.content
+    assert post(alice).status_code == 202
+    assert QuotaCounter.objects.get(workspace=alice.workspace).used == 1
+
+
+def test_a_temporary_free_quota_lowers_todays_limit(alice: Person) -> None:
+    operator_switches_update(free_daily_images=1)
+    assert post(alice).status_code == 202
+    refused = post(alice)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
+    operator_switches_update(free_daily_images=None)
+    assert post(alice).status_code == 202
+
+
+def test_a_cap_on_queued_jobs_sheds_free_jobs_but_not_paid_ones(alice: Person, bob: Person) -> None:
+    operator_switches_update(max_queued_jobs=1)
+    assert post(alice).status_code == 202
+    assert post(bob).status_code == 503
+    assert post(make_person("pat@example.com", plan="pro")).status_code == 202
+
+
+def test_the_banner_is_returned_by_the_api(alice: Person) -> None:
+    operator_switches_update(banner="Launch day: the free tier is slower than usual.")
+    response = post(alice)
+    assert response["Atelier-Notice"] == "Launch day: the free tier is slower than usual."
+    status = Client().get("/api/v1/status").json()
+    assert status["banner"] == "Launch day: the free tier is slower than usual."
+    assert {lane["lane"] for lane in status["lanes"]} == {"priority", "standard", "free"}
+
+
+def test_queued_jobs_show_their_position_and_estimated_start(alice: Person, bob: Person) -> None:
+    throughput_record(images=1, seconds=4)
+    first = post(alice).json()
+    second = post(bob).json()
+    assert (first["queue_position"], first["estimated_start_seconds"]) == (1, 0)
+    assert (second["queue_position"], second["estimated_start_seconds"]) == (2, 4)
+    pat = make_person("pat@example.com", plan="pro")
+    paid = pat.client().post("/api/v1/generations", small_job(), format="json").json()
+    assert paid["queue_position"] == 1  # the priority lane runs first
+    refreshed = bob.client().get(f"/api/v1/generations/{second['id']}").json()
+    assert refreshed["queue_position"] == 3
