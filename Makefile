@@ -14,7 +14,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) platform/launch.py run
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) platform/launch.py test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 admin: $(STAMP)

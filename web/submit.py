@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from billing.services import duration_text
+from billing.services import QuotaExceeded, duration_text
 from config.api_errors import ApiError, _flatten_validation
 from generation.api import GenerationInput, GenerationSubmitMixin
 from generation.models import Job
@@ -43,10 +43,14 @@ def refusal_from(error: ApiError) -> Refusal:
     reset_at = parse_datetime(str(extra["reset_at"])) if extra.get("reset_at") else None
     retry = error.headers.get("Retry-After", "")
     reason = extra.get("reason")
+    message = str(error.detail)
+    if reason:  # a policy refusal's message repeats its suggestion; the page shows them apart
+        message = f"This request was refused: {reason}"
+    elif isinstance(error, QuotaExceeded):  # the page says when it resets on its own line
+        message = f"You have used all {error.limit} images of your quota."
     return Refusal(
         code=error.error_code,
-        # A policy refusal's message repeats its suggestion; the page shows them apart.
-        message=f"This request was refused: {reason}" if reason else str(error.detail),
+        message=message,
         suggestion=str(extra.get("suggestion") or ""),
         suggested_prompt=str(extra.get("suggested_prompt") or ""),
         reset_at=reset_at,
