@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, User, Workspace
-from accounts.services import api_key_revoke
 from billing.models import QuotaOverride
 from billing.selectors import plan_for, quota_status
+from operations.services import (
+    audit_record,
+    operator_api_key_revoke,
+    operator_workspace_suspend,
+    operator_workspace_unsuspend,
+)
 
 
 @admin.register(User)
@@ -40,8 +45,21 @@ class QuotaOverrideInline(admin.TabularInline):
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "personal", "plan", "usage_today", "suspended_at", "created_at"]
+    list_filter = ["personal", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "memberships__user__email"]
+    readonly_fields = ["suspended_at"]
     inlines = [MembershipInline, QuotaOverrideInline]
+    actions = ["suspend", "unsuspend"]
+
+    @admin.action(description="Suspend the selected workspaces (they cannot submit jobs)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
+        done = sum(operator_workspace_suspend(actor=request.user, workspace=w) for w in queryset)
+        self.message_user(request, f"Suspended {done} workspace(s): their submissions stop now.")
+
+    @admin.action(description="Lift the suspension of the selected workspaces")
+    def unsuspend(self, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
+        done = sum(operator_workspace_unsuspend(actor=request.user, workspace=w) for w in queryset)
+        self.message_user(request, f"Lifted the suspension of {done} workspace(s).")
 
     @admin.display(description="plan")
     def plan(self, workspace: Workspace) -> str:
@@ -59,6 +77,13 @@ class WorkspaceAdmin(admin.ModelAdmin):
             if isinstance(override, QuotaOverride) and override.created_by_id is None:
                 override.created_by = request.user
             override.save()
+            if isinstance(override, QuotaOverride):
+                audit_record(
+                    actor=request.user,
+                    action="workspace.quota_override",
+                    target=override.workspace,
+                    detail=f"{override.daily_images} images until {override.until or 'removed'}",
+                )
         formset.save_m2m()  # type: ignore[attr-defined]
         for obj in formset.deleted_objects:  # type: ignore[attr-defined]
             obj.delete()
@@ -73,5 +98,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for key in queryset:
-            api_key_revoke(key=key)
+        done = sum(operator_api_key_revoke(actor=request.user, key=key) for key in queryset)
+        self.message_user(request, f"Revoked {done} key(s).", messages.SUCCESS)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from generation.admission import operator_switches_update
-from generation.models import Image, Job, OperatorSwitches, PolicyRefusal, PolicyRule
+from config.api_errors import ApiError
+from generation.models import Image, Job
+from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
 class ImageInline(admin.TabularInline):
@@ -16,54 +17,42 @@ class ImageInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "workspace", "kind", "status", "lane", "num_images", "created_at"]
-    list_filter = ["status", "lane", "kind"]
+    list_display = [
+        "id", "workspace", "kind", "status", "lane", "num_images", "error_code", "created_at",
+    ]  # fmt: skip
+    list_filter = ["status", "lane", "kind", "error_code", "created_at"]
     search_fields = ["id", "workspace__name", "prompt"]
     readonly_fields = ["created_at", "started_at", "finished_at", "heartbeat_at", "worker"]
+    date_hierarchy = "created_at"
     inlines = [ImageInline]
+    actions = ["cancel", "retry", "refund"]
 
+    @admin.action(description="Cancel the selected jobs (their images are given back)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done = sum(operator_job_cancel(actor=request.user, job=job) for job in queryset)
+        skipped = queryset.count() - done
+        self.message_user(
+            request,
+            f"Cancelled {done} job(s) and gave their images back."
+            + (f" {skipped} had already finished." if skipped else ""),
+            messages.SUCCESS if done else messages.WARNING,
+        )
 
-@admin.register(PolicyRule)
-class PolicyRuleAdmin(admin.ModelAdmin):
-    list_display = ["term", "reason", "active", "created_at"]
-    list_filter = ["active"]
-    search_fields = ["term", "reason"]
+    @admin.action(description="Retry the selected failed or cancelled jobs as new jobs")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            try:
+                retry = operator_job_retry(actor=request.user, job=job)
+                self.message_user(request, f"Job {job.pk} resubmitted as {retry.pk}.")
+            except ApiError as error:
+                self.message_user(request, f"Job {job.pk}: {error.detail}", messages.ERROR)
 
-
-@admin.register(PolicyRefusal)
-class PolicyRefusalAdmin(admin.ModelAdmin):
-    """Refused prompts for review: operators mark them reviewed; nothing else changes."""
-
-    list_display = ["created_at", "workspace", "user", "rule", "prompt", "reviewed"]
-    list_filter = ["reviewed", "rule"]
-    search_fields = ["prompt", "workspace__name", "user__email"]
-    readonly_fields = ["created_at", "workspace", "user", "rule", "prompt"]
-    actions = ["mark_reviewed"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.action(description="Mark as reviewed")
-    def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
-        queryset.update(reviewed=True)
-
-
-@admin.register(OperatorSwitches)
-class OperatorSwitchesAdmin(admin.ModelAdmin):
-    """The overload switches: saved through the service, in effect within seconds."""
-
-    list_display = ["__str__", "free_tier_paused", "free_daily_images", "max_queued_jobs", "banner"]
-    readonly_fields = ["updated_at", "updated_by"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return not OperatorSwitches.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def save_model(
-        self, request: HttpRequest, obj: OperatorSwitches, form: object, change: bool
-    ) -> None:
-        fields = {name: getattr(obj, name) for name in form.cleaned_data}  # type: ignore[attr-defined]
-        operator_switches_update(user=request.user, **fields)
-        obj.pk = 1
+    @admin.action(description="Refund the selected jobs' images to their quota")
+    def refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        images = sum(operator_job_refund(actor=request.user, job=job) for job in queryset)
+        self.message_user(
+            request,
+            f"Gave {images} image(s) back to the workspaces' quotas. Jobs that had already "
+            "been refunded (failed, cancelled or refunded before) were left as they were.",
+            messages.SUCCESS if images else messages.WARNING,
+        )
