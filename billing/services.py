@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -42,34 +42,50 @@ def duration_text(seconds: int) -> str:
     return f"{max(minutes, 1)} min"
 
 
-def _counter_add(*, workspace_id: object, window_start: datetime, images: int, limit: int) -> bool:
-    return (
-        QuotaCounter.objects.filter(
-            workspace_id=workspace_id, window_start=window_start, used__lte=limit - images
-        ).update(used=F("used") + images)
-        == 1
-    )
+# One conditional UPDATE admits or refuses: never more than the limit, under any concurrency.
+_COUNTER_ADD_SQL = """
+    UPDATE billing_quotacounter SET used = used + %(images)s
+    WHERE workspace_id = %(workspace)s AND window_start = %(window)s
+      AND used + %(images)s <= %(limit)s
+    RETURNING used
+"""
 
 
-@transaction.atomic
+def _counter_add(
+    *, workspace_id: object, window_start: datetime, images: int, limit: int
+) -> int | None:
+    """The window's new total, or None if `images` more would pass the limit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COUNTER_ADD_SQL,
+            {"images": images, "workspace": workspace_id, "window": window_start, "limit": limit},
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+@transaction.atomic(savepoint=False)
 def quota_reserve(
     *, job: object, images: int, limit: int, window_start: datetime, reset_at: datetime
-) -> None:
-    """Reserve `images` for `job` in its window, or raise QuotaExceeded and change nothing."""
+) -> int:
+    """Reserve `images` for `job` in its window and return the window's new total, or raise
+    QuotaExceeded and change nothing."""
     workspace_id = job.workspace_id  # type: ignore[attr-defined]
     if images > limit:
         raise QuotaExceeded(limit=limit, reset_at=reset_at)
-    if not _counter_add(
+    used = _counter_add(
         workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
-    ):
+    )
+    if used is None:
         # First job of the window: create the row (racing creators are ignored), retry once.
         QuotaCounter.objects.bulk_create(
             [QuotaCounter(workspace_id=workspace_id, window_start=window_start, used=0)],
             ignore_conflicts=True,
         )
-        if not _counter_add(
+        used = _counter_add(
             workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
-        ):
+        )
+        if used is None:
             raise QuotaExceeded(limit=limit, reset_at=reset_at)
     QuotaLedgerEntry.objects.create(
         job=job,
@@ -78,6 +94,7 @@ def quota_reserve(
         images=images,
         window_start=window_start,
     )
+    return used
 
 
 def _settle(*, job: object, kind: str) -> QuotaLedgerEntry | None:

@@ -157,7 +157,9 @@ class WorkspaceLimitsMixin:
         if getattr(request, "workspace", None) is not None:
             plan = self.plan(request)
             usage = self.rate_usage or submit_rate_usage(request, plan, increment=False)
-            quota = quota_status(workspace=request.workspace, plan=plan)
+            quota = getattr(request, "quota", None) or quota_status(
+                workspace=request.workspace, plan=plan
+            )
             for name, value in limit_headers(usage=usage, quota=quota).items():
                 response[name] = value
         banner = operator_switches().banner
@@ -202,7 +204,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
             # A replay returns its job (or a 409) below; anything new passes these first.
             policy_check(workspace=workspace, user=request.user, prompt=params["prompt"])
             admission_check(workspace=workspace, plan=plan, images=params["num_images"])
-        return job_submit(
+        job, created = job_submit(
             workspace=workspace,
             user=request.user,
             api_key=request.api_key,
@@ -211,6 +213,8 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
             params=params,
             idempotency_key=key,
         )
+        request.quota = getattr(job, "quota_after", None)
+        return job, created
 
 
 class GenerationListCreateApi(GenerationSubmitMixin, APIView):

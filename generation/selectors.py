@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -27,8 +27,9 @@ class QueuePlace:
     wait_seconds: float
 
 
-# Queued images that run before a job: all of the lanes above its own, and those of its own
-# lane that come first in fair order (see generation.services.fair_queue).
+# Queued jobs and images that run before a job: all of the lanes above its own, and those of
+# its own lane that come first in fair order (see generation.services.fair_queue). The last
+# column is 0 when the job is no longer queued.
 _AHEAD_SQL = """
     WITH served AS (
         SELECT workspace_id, COUNT(*) AS n FROM generation_job
@@ -40,9 +41,17 @@ _AHEAD_SQL = """
                ))::float / GREATEST(job.dispatch_weight, 1) AS turn
         FROM generation_job AS job LEFT JOIN served ON served.workspace_id = job.workspace_id
         WHERE job.status = 'queued' AND job.lane = %(lane)s
-    ), me AS (SELECT turn, created_at FROM queued WHERE id = %(job)s)
-    SELECT COUNT(*), COALESCE(SUM(num_images), 0) FROM queued, me
-    WHERE (queued.turn, queued.created_at) < (me.turn, me.created_at)
+    ), me AS (SELECT turn, created_at FROM queued WHERE id = %(job)s),
+    above AS (
+        SELECT COUNT(*) AS jobs, COALESCE(SUM(num_images), 0) AS images FROM generation_job
+        WHERE status = 'queued' AND lane = ANY(%(above)s)
+    )
+    SELECT COUNT(queued.id) + above.jobs, COALESCE(SUM(queued.num_images), 0) + above.images,
+           (SELECT COUNT(*) FROM me)
+    FROM above
+    LEFT JOIN me ON TRUE
+    LEFT JOIN queued ON (queued.turn, queued.created_at) < (me.turn, me.created_at)
+    GROUP BY above.jobs, above.images
 """
 
 
@@ -50,16 +59,13 @@ def job_queue_place(job: Job) -> QueuePlace | None:
     """Where a queued job stands, and roughly when it starts. None once it is not queued."""
     from generation.admission import LANES_AT_OR_ABOVE, estimated_wait
 
-    above = [lane for lane in LANES_AT_OR_ABOVE[job.lane] if lane != job.lane]
-    higher = Job.objects.filter(status=Job.Status.QUEUED, lane__in=above).aggregate(
-        jobs=Count("id"), images=Sum("num_images")
-    )
+    above = [str(lane) for lane in LANES_AT_OR_ABOVE[job.lane] if lane != job.lane]
+    since = timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
     with connection.cursor() as cursor:
-        since = timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
-        cursor.execute(_AHEAD_SQL, {"lane": job.lane, "job": job.pk, "since": since})
-        jobs_ahead, images_ahead = cursor.fetchone()
-    if not Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).exists():
+        cursor.execute(
+            _AHEAD_SQL, {"lane": job.lane, "job": job.pk, "since": since, "above": above}
+        )
+        jobs_ahead, images_ahead, queued = cursor.fetchone()
+    if not queued:
         return None
-    jobs_ahead += higher["jobs"]
-    images_ahead += higher["images"] or 0
     return QueuePlace(jobs_ahead + 1, images_ahead, estimated_wait(images_ahead))

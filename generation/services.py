@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
-from billing.selectors import plan_for, quota_status
+from billing.selectors import QuotaStatus, plan_for, quota_limit
 from billing.services import QuotaExceeded, quota_capture, quota_release, quota_reserve
 from config.api_errors import ApiError
 from generation.models import Image, Job
@@ -91,27 +91,34 @@ def job_submit(
         request_hash=fingerprint,
         **fields,
     )
-    try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-    except IntegrityError:
-        # A concurrent request with the same key got there first.
-        existing = Job.objects.get(workspace=workspace, idempotency_key=idempotency_key)
-        return _replay(existing, fingerprint), False
+    if idempotency_key:
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+        except IntegrityError:
+            # A concurrent request with the same key got there first.
+            existing = Job.objects.get(workspace=workspace, idempotency_key=idempotency_key)
+            return _replay(existing, fingerprint), False
+    else:
+        job.save(force_insert=True)
 
-    status = quota_status(workspace=workspace, plan=plan)
+    now = timezone.now()
+    window_start = plan.window_start(now)
+    limit = quota_limit(workspace=workspace, plan=plan, at=now)
     try:
-        quota_reserve(
+        used = quota_reserve(
             job=job,
             images=job.num_images,
-            limit=status.limit,
-            window_start=status.window_start,
-            reset_at=status.reset_at,
+            limit=limit,
+            window_start=window_start,
+            reset_at=window_start + plan.window,
         )
     except QuotaExceeded:
         if job.source_image:  # stored with the row, which the refusal rolls back
             job.source_image.delete(save=False)
         raise
+    # Where the workspace stands after this job, for the response's headers.
+    job.quota_after = QuotaStatus(plan, limit, used, window_start, window_start + plan.window)
     _job_enqueue_ticket(job)
     return job, True
 
