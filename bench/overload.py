@@ -1,0 +1,277 @@
+"""Overload benchmark: the day the GPUs melt, at 1x, 3x and 10x of capacity.
+
+Run with `make bench-overload` (embedded PostgreSQL and Redis under var/bench). The real
+API (gunicorn), PostgreSQL, Redis and Celery worker processes; only the GPU is simulated:
+the workers' pipeline is bench/simulated_pipeline.py, a fixed time per image. Three
+workers: one serving only the priority lane, two serving every lane.
+
+Each phase offers free load at L x capacity from many free workspaces, steady load from a
+few paid workspaces, and one paid workspace flooding the queue. A refused client waits its
+Retry-After once and tries again (clients told to wait more than MAX_RETRY_AFTER give up).
+Printed: paid p95 wait at each load relative to 1x (goal at 10x: <= 2), free acceptance,
+the share of retries that are accepted (goal >= 0.8), Jain's fairness index across the free
+workspaces (goal >= 0.9), and images or credits lost (must be 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+import requests  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+
+from accounts.selectors import workspaces_for  # noqa: E402
+from accounts.services import api_key_create, user_signup  # noqa: E402
+from bench.common import ROOT, gunicorn  # noqa: E402
+from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription  # noqa: E402
+from generation.models import Job  # noqa: E402
+
+SECONDS_PER_IMAGE = 1.0
+WORKERS = 3  # one dedicated to the priority lane, two shared
+CAPACITY = WORKERS / SECONDS_PER_IMAGE  # images per second
+PHASE_SECONDS = 30
+LEVELS = (1, 3, 10)
+FREE_WORKSPACES = 40
+PAID_WORKSPACES = 4
+PAID_RATE = 0.1 * CAPACITY  # steady paid demand, whatever the load
+FLOOD_RATE = 1.0 * CAPACITY  # one paid workspace asking for as much as all the GPUs do
+MAX_RETRY_AFTER = 120
+CLIENT_THREADS = 48
+BODY = {"prompt": "a red circle on a gray background", "width": 64, "height": 64, "steps": 4}
+
+
+@dataclass
+class Outcome:
+    phase: int
+    kind: str  # free, paid, flood
+    workspace: int
+    first_status: int = 0
+    retried: bool = False
+    retry_status: int = 0
+    job_ids: list[str] = field(default_factory=list)
+
+
+def configure_plans() -> dict[str, Plan]:
+    """Lift quotas and per-minute limits: this benchmark is about the GPUs, not quotas."""
+    plans = {}
+    for slug, max_wait in (("free", 20), ("pro", 600), ("team", 600)):
+        plan = Plan.objects.get(slug=slug)
+        plan.daily_images = 10**7
+        plan.requests_per_minute = 10**6
+        plan.max_wait_seconds = max_wait
+        plan.save()
+        plans[slug] = plan
+    return plans
+
+
+def new_key(plan: Plan | None) -> str:
+    user = user_signup(email=f"{uuid.uuid4().hex[:10]}@bench.example", password="bench pass 1234")
+    workspace = workspaces_for(user).get()
+    if plan is not None and not plan.is_default:
+        Subscription.objects.create(workspace=workspace, plan=plan)
+    return api_key_create(workspace=workspace, user=user)[1]
+
+
+def start_workers() -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "GENERATION_PIPELINE_MODULE": "bench.simulated_pipeline",
+        "ATELIER_SIMULATED_SECONDS_PER_IMAGE": str(SECONDS_PER_IMAGE),
+        "LOG_LEVEL": "WARNING",
+    }
+    lanes = ["priority"] + ["priority,standard,free"] * (WORKERS - 1)
+    workers = []
+    for index, served in enumerate(lanes):
+        queues = ",".join(f"gpu.{lane}" for lane in served.split(","))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+                    "--queues", queues, "--hostname", f"sim{index}@localhost",
+                    "--loglevel", "WARNING", "--without-mingle", "--without-gossip",
+                ],
+                cwd=ROOT,
+                env={**env, "WORKER_LANES": served},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    time.sleep(8)
+    return workers
+
+
+def arrivals(rate: float, seconds: float, start: float) -> list[float]:
+    """Evenly spaced arrival times at `rate` per second."""
+    if rate <= 0:
+        return []
+    return [start + n / rate for n in range(int(rate * seconds))]
+
+
+class Load:
+    """Sends each scheduled request at its time from a pool of client threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: list[tuple[float, int, Outcome, str, bool]] = []
+        self.lock = threading.Condition()
+        self.sequence = 0
+        self.pending = 0
+
+    def schedule(self, at: float, outcome: Outcome, key: str, retry: bool = False) -> None:
+        with self.lock:
+            self.sequence += 1
+            self.pending += 1
+            heapq.heappush(self.queue, (at, self.sequence, outcome, key, retry))
+            self.lock.notify()
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self.client, daemon=True) for _ in range(CLIENT_THREADS)]
+        for thread in threads:
+            thread.start()
+        with self.lock:
+            while self.pending:
+                self.lock.wait(0.5)
+
+    def client(self) -> None:
+        session = requests.Session()
+        while True:
+            with self.lock:
+                while not self.queue or self.queue[0][0] > time.monotonic():
+                    timeout = self.queue[0][0] - time.monotonic() if self.queue else 0.5
+                    self.lock.wait(max(timeout, 0.001))
+                _at, _, outcome, key, retry = heapq.heappop(self.queue)
+            response = session.post(
+                f"{self.url}/api/v1/generations", json=BODY,
+                headers={"Authorization": f"Bearer {key}"}, timeout=60,
+            )  # fmt: skip
+            if response.status_code == 202:
+                outcome.job_ids.append(response.json()["id"])
+            if retry:
+                outcome.retry_status = response.status_code
+            else:
+                outcome.first_status = response.status_code
+                wait = int(response.headers.get("Retry-After", "0") or 0)
+                if response.status_code == 503 and 0 < wait <= MAX_RETRY_AFTER:
+                    outcome.retried = True
+                    self.schedule(time.monotonic() + wait, outcome, key, retry=True)
+            with self.lock:
+                self.pending -= 1
+                self.lock.notify_all()
+
+
+def drain(timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(status__in=Job.ACTIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the queue did not drain")
+        time.sleep(0.5)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+
+
+def jain(values: list[float]) -> float:
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if any(values) else 1.0
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    plans = configure_plans()
+    print(f"Capacity {CAPACITY:.1f} images/s ({WORKERS} workers x {SECONDS_PER_IMAGE} s/image)")
+    free_keys = [new_key(None) for _ in range(FREE_WORKSPACES)]
+    paid_keys = [new_key(plans["pro"]) for _ in range(PAID_WORKSPACES)]
+    flood_key = new_key(plans["team"])
+    outcomes: list[Outcome] = []
+    workers = start_workers()
+    try:
+        with gunicorn() as url:
+            for level in LEVELS:
+                load = Load(url)
+                start = time.monotonic() + 1
+                free_rate = max(level * CAPACITY - PAID_RATE - FLOOD_RATE, 0.5)
+                for n, at in enumerate(arrivals(free_rate, PHASE_SECONDS, start)):
+                    outcome = Outcome(level, "free", n % FREE_WORKSPACES)
+                    outcomes.append(outcome)
+                    load.schedule(at, outcome, free_keys[n % FREE_WORKSPACES])
+                for n, at in enumerate(arrivals(PAID_RATE, PHASE_SECONDS, start)):
+                    outcome = Outcome(level, "paid", n % PAID_WORKSPACES)
+                    outcomes.append(outcome)
+                    load.schedule(at, outcome, paid_keys[n % PAID_WORKSPACES])
+                for at in arrivals(FLOOD_RATE, PHASE_SECONDS, start):
+                    outcome = Outcome(level, "flood", 0)
+                    outcomes.append(outcome)
+                    load.schedule(at, outcome, flood_key)
+                print(f"{level}x: offering {level * CAPACITY:.0f} images/s for {PHASE_SECONDS} s")
+                load.run()
+                drain()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+
+    jobs = {str(job.pk): job for job in Job.objects.all()}
+    waits: dict[int, list[float]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.kind == "paid":
+            for job_id in outcome.job_ids:
+                job = jobs[job_id]
+                waits[outcome.phase].append((job.started_at - job.created_at).total_seconds())
+    p95 = {level: percentile(waits[level], 0.95) for level in LEVELS}
+    for level in LEVELS:
+        print(f"paid p95 wait at {level:2d}x: {p95[level]:6.2f} s ({len(waits[level])} jobs)")
+    ratio = p95[10] / max(p95[1], 0.001)
+
+    free_10x = [o for o in outcomes if o.kind == "free" and o.phase == 10]
+    free_accept = sum(o.first_status == 202 for o in free_10x) / max(len(free_10x), 1)
+    retried = [o for o in outcomes if o.retried]
+    retry_success = sum(o.retry_status == 202 for o in retried) / max(len(retried), 1)
+    gave_up = sum(o.first_status == 503 and not o.retried for o in outcomes)
+    per_workspace = defaultdict(float)
+    for outcome in free_10x:
+        per_workspace[outcome.workspace] += len(outcome.job_ids)
+    fairness = jain([per_workspace[w] for w in range(FREE_WORKSPACES)])
+
+    admitted = [job_id for outcome in outcomes for job_id in outcome.job_ids]
+    succeeded = sum(jobs[job_id].status == Job.Status.SUCCEEDED for job_id in admitted)
+    ledger = QuotaLedgerEntry.objects.values("kind").annotate(n=Sum("images"))
+    totals = {row["kind"]: row["n"] for row in ledger}
+    counted = QuotaCounter.objects.aggregate(n=Sum("used"))["n"] or 0
+    lost = (len(admitted) - succeeded) + abs(totals.get("capture", 0) - succeeded)
+    lost += abs(counted - totals.get("reserve", 0) + totals.get("release", 0))
+
+    print(f"paid p95 ratio 10x/1x: {ratio:.2f} (goal <= 2)")
+    print(f"free acceptance at 10x (first attempt): {free_accept:.2f}")
+    print(
+        f"retries accepted: {retry_success:.2f} of {len(retried)} (goal >= 0.8); "
+        f"{gave_up} clients told to wait over {MAX_RETRY_AFTER} s gave up"
+    )
+    print(f"Jain's index across {FREE_WORKSPACES} free workspaces at 10x: {fairness:.3f}")
+    print(f"admitted {len(admitted)}, succeeded {succeeded}, lost {lost} (must be 0)")
+    print(
+        f"RESULT paid_p95_ratio_10x={ratio:.2f} free_accept_10x={free_accept:.2f} "
+        f"retry_success={retry_success:.2f} jain={fairness:.3f} lost={lost}"
+    )
+
+
+if __name__ == "__main__":
+    main()
