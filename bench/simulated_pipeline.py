@@ -11,32 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from PIL import Image as PILImage
 
+# The real request types, so that the worker builds its batches exactly as in production.
+from generation.pipeline import BatchItem, BatchSpec, Interrupted
+
+__all__ = ["BatchItem", "BatchSpec", "Interrupted", "is_out_of_memory", "run_batch", "warm_up"]
+
 SECONDS_PER_IMAGE = float(os.environ.get("ATELIER_SIMULATED_SECONDS_PER_IMAGE", "0.5"))
-
-
-@dataclass(frozen=True)
-class BatchSpec:
-    width: int
-    height: int
-    steps: int
-    guidance: float
-    strength: float | None = None
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    prompt: str
-    negative_prompt: str
-    seed: int
-    source: PILImage.Image | None = None
-
-
-class Interrupted(Exception):
-    pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
