@@ -5,11 +5,17 @@ from typing import Any
 from django.http import HttpRequest
 
 from accounts.selectors import workspaces_for
+from generation.admission import operator_switches
 
 
 def workspace_nav(request: HttpRequest) -> dict[str, Any]:
-    """The workspace switcher in the header: the current workspace and the others."""
+    """The header: the operators' banner, the current workspace and the others to switch to."""
+    context = {"operator_banner": operator_switches().banner}
     workspace = getattr(request, "workspace", None)
     if workspace is None or not request.user.is_authenticated:
-        return {}
-    return {"current_workspace": workspace, "my_workspaces": list(workspaces_for(request.user))}
+        return context
+    return {
+        **context,
+        "current_workspace": workspace,
+        "my_workspaces": list(workspaces_for(request.user)),
+    }
