@@ -50,6 +50,7 @@ def setup_plan() -> Plan:
         defaults={
             "name": "Bench", "daily_images": QUOTA, "images_per_request": 1,
             "requests_per_minute": 100_000, "lane": "standard", "max_jobs_in_flight": 10_000,
+            "max_wait_seconds": 10**9,  # no workers run here: admission must not shed
         },
     )  # fmt: skip
     return plan
