@@ -119,17 +119,20 @@ class LaneEstimate:
     wait_seconds: float
 
 
-def lane_wait_estimate(lane: str) -> LaneEstimate:
-    """Seconds a new job of `lane` would wait: the images that run before it (queued in its
-    lane and the lanes above), at the measured rate of the live workers."""
-    queued = (
+def queued_images(lane: str) -> int:
+    """Images that run before a new job of `lane`: queued in it and the lanes above."""
+    return (
         Job.objects.filter(status=Job.Status.QUEUED, lane__in=LANES_AT_OR_ABOVE[lane]).aggregate(
             images=Sum("num_images")
         )["images"]
         or 0
     )
-    rate = max(live_workers(), 1) / seconds_per_image()
-    return LaneEstimate(lane=lane, queued_images=queued, wait_seconds=queued / rate)
+
+
+def lane_wait_estimate(lane: str) -> LaneEstimate:
+    """Seconds a new job of `lane` would wait, at the measured rate of the live workers."""
+    queued = queued_images(lane)
+    return LaneEstimate(lane=lane, queued_images=queued, wait_seconds=estimated_wait(queued))
 
 
 def estimated_wait(images_ahead: int) -> float:
@@ -166,12 +169,6 @@ def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: flo
     return float(_redis().eval(_BOOK, 2, *keys, earliest, spacing, now, grace))
 
 
-def _use_ticket(workspace: Workspace) -> float | None:
-    """The workspace's booked slot, if it has one."""
-    value = _redis().get(_ticket_key(workspace))
-    return float(value) if value is not None else None
-
-
 def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
     """Admit the job, or raise Overloaded (503 with Retry-After). Refusals cost nothing."""
     switches = operator_switches()
@@ -191,19 +188,27 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
             )
 
     now = time.time()
-    ticket = _use_ticket(workspace)
+    ticket, next_slot, per_image, workers = (
+        _redis()
+        .pipeline(transaction=False)
+        .get(_ticket_key(workspace))
+        .get(_room_key(plan.lane))
+        .get(_SECONDS_PER_IMAGE)
+        .zcount(_WORKERS, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
+        .execute()
+    )
     if ticket is not None:
-        if now >= ticket - 1:
+        if now >= float(ticket) - 1:
             _redis().delete(_ticket_key(workspace))
             return  # it waited its turn
-        raise _come_back(ticket - now)
+        raise _come_back(float(ticket) - now)
 
-    estimate = lane_wait_estimate(plan.lane)
-    waiting = max(float(_redis().get(_room_key(plan.lane)) or 0) - now, 0.0)
-    wait = max(estimate.wait_seconds, waiting)
+    per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
+    rate = max(int(workers), 1) / per_image
+    wait = max(queued_images(plan.lane) / rate, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
         return
-    spacing = seconds_per_image() * images / max(live_workers(), 1)
+    spacing = images / rate
     slot = _book_slot(
         workspace=workspace,
         lane=plan.lane,

@@ -226,6 +226,8 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
 
     def post(self, request: Request) -> Response:
         job, created = self.submit(request, request.data)
+        if created:
+            job._prefetched_objects_cache = {"images": Image.objects.none()}  # none made yet
         headers = {} if created else {"Idempotent-Replayed": "true"}
         body = JobOutput(job, context={"request": request}).data
         return Response(body, status=202 if created else 200, headers=headers)

@@ -6,6 +6,7 @@ Rutkowski"; "gregory" does not match "greg". Refusals cost nothing and are logge
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ def fold(text: str) -> tuple[str, list[int]]:
     return "".join(folded), origin
 
 
+@functools.lru_cache(maxsize=4096)
 def term_pattern(term: str) -> re.Pattern[str]:
     """Words of the folded term separated by any punctuation or space, on word boundaries."""
     words = re.findall(r"\w+", fold(term)[0])
