@@ -20,12 +20,13 @@ from functools import cache
 
 import redis
 from django.conf import settings
-from django.db.models import Sum
+from django.db import connection
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
 from config.api_errors import ApiError
 from generation.models import Job, OperatorSwitches
+from generation.services import TURNS_SQL, fair_share_since
 
 LANES_AT_OR_ABOVE = {
     Lane.PRIORITY: [Lane.PRIORITY],
@@ -119,20 +120,37 @@ class LaneEstimate:
     wait_seconds: float
 
 
-def queued_images(lane: str) -> int:
-    """Images that run before a new job of `lane`: queued in it and the lanes above."""
-    return (
-        Job.objects.filter(status=Job.Status.QUEUED, lane__in=LANES_AT_OR_ABOVE[lane]).aggregate(
-            images=Sum("num_images")
-        )["images"]
-        or 0
+# Images that would run before a new job of a workspace: queued jobs whose turn comes
+# no later than the new job's (see generation.services.TURNS_SQL).
+_AHEAD_OF_NEW_SQL = f"""
+    WITH {TURNS_SQL}, mine AS (
+        SELECT (
+            COALESCE((SELECT served FROM recent WHERE workspace_id = %(workspace)s), 0)
+            + (SELECT COUNT(*) FROM queued WHERE workspace_id = %(workspace)s) + 1
+        )::float / %(weight)s AS turn
     )
+    SELECT COALESCE(SUM(num_images), 0) FROM queued, mine WHERE queued.turn <= mine.turn
+"""  # noqa: S608 (composed of constants)
+
+
+def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
+    """Images that run before a new job of `workspace` (None: one with nothing queued)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _AHEAD_OF_NEW_SQL,
+            {
+                "workspace": workspace.pk if workspace else None,
+                "weight": settings.LANE_WEIGHTS.get(lane, 1),
+                "since": fair_share_since(),
+            },
+        )
+        return int(cursor.fetchone()[0])
 
 
 def lane_wait_estimate(lane: str) -> LaneEstimate:
-    """Seconds a new job of `lane` would wait, at the measured rate of the live workers."""
-    queued = queued_images(lane)
-    return LaneEstimate(lane=lane, queued_images=queued, wait_seconds=estimated_wait(queued))
+    """Seconds a new workspace's job in `lane` would wait, at the live workers' rate."""
+    ahead = images_ahead(lane=lane)
+    return LaneEstimate(lane=lane, queued_images=ahead, wait_seconds=estimated_wait(ahead))
 
 
 def estimated_wait(images_ahead: int) -> float:
@@ -205,7 +223,8 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
 
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     rate = max(int(workers), 1) / per_image
-    wait = max(queued_images(plan.lane) / rate, float(next_slot or 0) - now)
+    ahead = images_ahead(lane=plan.lane, workspace=workspace)
+    wait = max(ahead / rate, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
         return
     spacing = images / rate

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Min
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
@@ -85,7 +85,7 @@ def job_submit(
         api_key=api_key,
         model=model,
         lane=plan.lane,
-        dispatch_weight=plan.max_jobs_in_flight,
+        dispatch_weight=settings.LANE_WEIGHTS.get(plan.lane, 1),
         max_in_flight=plan.max_jobs_in_flight,
         idempotency_key=idempotency_key or None,
         request_hash=fingerprint,
@@ -152,52 +152,45 @@ def job_cancel(*, job: Job) -> Job:
     )
 
 
-def lane_to_serve(*, lanes: list[str], at: datetime | None = None) -> str | None:
-    """The lane whose oldest queued job has waited longest, weighted by the lane's priority.
-
-    A paid job waiting 2 s outranks a free one waiting 10 s at weights 8 and 1, yet a free
-    job's score keeps growing, so no lane starves.
-    """
-    at = at or timezone.now()
-    oldest = (
-        Job.objects.filter(status=Job.Status.QUEUED, lane__in=lanes)
-        .values("lane")
-        .annotate(oldest=Min("created_at"))
-    )
-    scores = {
-        row["lane"]: (1.0 + (at - row["oldest"]).total_seconds())
-        * settings.LANE_WEIGHTS.get(row["lane"], 1)
-        for row in oldest
-    }
-    return max(scores, key=scores.__getitem__) if scores else None
-
-
-# Queued jobs of a lane in fair order: workspaces take turns. A job's turn is its rank among
-# its workspace's queued jobs plus the jobs that workspace started in the last
-# FAIR_SHARE_WINDOW seconds, divided by its plan's weight; workspaces already running their
-# plan's cap of jobs wait.
-_FAIR_ORDER_SQL = """
-    SELECT id, workspace_id, room FROM (
-        SELECT job.id, job.workspace_id, job.created_at, job.dispatch_weight,
+# Weighted fair queuing across workspaces. A queued job's turn is its rank among its
+# workspace's queued jobs plus the jobs that workspace started in the last FAIR_SHARE_WINDOW
+# seconds, divided by its lane's weight (priority 8, standard 3, free 1, fixed at
+# submission): a paid workspace's first job goes before a free one's, yet one flooding the
+# queue gets 8 turns for each free workspace's one, so nobody starves. Shared with
+# generation.selectors (a job's place) and generation.admission (a new job's wait).
+TURNS_SQL = """
+    recent AS (
+        SELECT workspace_id,
+               COUNT(*) FILTER (WHERE status = 'running') AS running,
+               COUNT(*) FILTER (WHERE started_at >= %(since)s) AS served
+        FROM generation_job
+        WHERE status = 'running' OR started_at >= %(since)s
+        GROUP BY workspace_id
+    ), queued AS (
+        SELECT job.id, job.workspace_id, job.num_images, job.created_at,
                job.max_in_flight - COALESCE(recent.running, 0) AS room,
-               COALESCE(recent.served, 0)
-                   + ROW_NUMBER() OVER (PARTITION BY job.workspace_id ORDER BY job.created_at)
-                   AS turn
+               (COALESCE(recent.served, 0) + ROW_NUMBER() OVER (
+                   PARTITION BY job.workspace_id ORDER BY job.created_at
+               ))::float / GREATEST(job.dispatch_weight, 1) AS turn
         FROM generation_job AS job
-        LEFT JOIN (
-            SELECT workspace_id,
-                   COUNT(*) FILTER (WHERE status = 'running') AS running,
-                   COUNT(*) FILTER (WHERE started_at >= %(since)s) AS served
-            FROM generation_job
-            WHERE status = 'running' OR started_at >= %(since)s
-            GROUP BY workspace_id
-        ) AS recent ON recent.workspace_id = job.workspace_id
-        WHERE job.status = 'queued' AND job.lane = %(lane)s
-    ) AS queued
-    WHERE room > 0
-    ORDER BY turn::float / GREATEST(dispatch_weight, 1), created_at
-    LIMIT %(limit)s
+        LEFT JOIN recent ON recent.workspace_id = job.workspace_id
+        WHERE job.status = 'queued'
+    )
 """
+
+# Workspaces already running their plan's cap of jobs wait.
+_FAIR_ORDER_SQL = f"""
+    WITH {TURNS_SQL}
+    SELECT queued.id, queued.workspace_id, queued.room FROM queued
+    JOIN generation_job AS job ON job.id = queued.id
+    WHERE queued.room > 0 AND job.lane = ANY(%(lanes)s)
+    ORDER BY queued.turn, queued.created_at
+    LIMIT %(limit)s
+"""  # noqa: S608 (composed of constants)
+
+
+def fair_share_since() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -207,11 +200,12 @@ class QueuedJob:
     room: int  # more jobs the workspace may run now, under its plan's in-flight cap
 
 
-def fair_queue(*, lane: str, limit: int) -> list[QueuedJob]:
-    """Up to `limit` queued jobs of `lane` in the order they should run."""
+def fair_queue(*, lanes: list[str], limit: int) -> list[QueuedJob]:
+    """Up to `limit` queued jobs of `lanes` in the order they should run."""
     with connection.cursor() as cursor:
-        since = timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
-        cursor.execute(_FAIR_ORDER_SQL, {"lane": lane, "limit": limit, "since": since})
+        cursor.execute(
+            _FAIR_ORDER_SQL, {"lanes": lanes, "limit": limit, "since": fair_share_since()}
+        )
         return [QueuedJob(*row) for row in cursor.fetchall()]
 
 
@@ -221,10 +215,9 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
     Rows are locked with SKIP LOCKED, so workers racing for the same jobs never share one.
     """
     for _ in range(3):  # another worker may take the candidates between our two queries
-        lane = lane_to_serve(lanes=lanes)
-        if lane is None:
+        order = fair_queue(lanes=lanes, limit=max(4 * max_images, 32))
+        if not order:
             return []
-        order = fair_queue(lane=lane, limit=max(4 * max_images, 32))
         with transaction.atomic():
             candidates = {
                 job.pk: job
