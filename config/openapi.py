@@ -4,6 +4,9 @@ Every operation lists its error responses in the one error shape: AtelierAutoSch
 those that follow from the endpoint itself (authentication, a body, an id in the path), and
 the bodies and extra refusals of the native API are described below, in one place, so that
 the views stay thin. config/urls.py imports this module before the schema is built.
+
+A DRF view that is not described here (nor with @extend_schema beside it) makes
+`manage.py check` warn (drf_spectacular.W002), and the deploy check test fails on it.
 """
 
 from __future__ import annotations
@@ -330,5 +333,28 @@ _described(
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={201: RedirectOutput, **STRIPE_ERRORS},
+    ),
+)
+
+
+class LaneStatus(serializers.Serializer):
+    lane = serializers.CharField()
+    queued_images = serializers.IntegerField()
+    estimated_wait_seconds = serializers.IntegerField()
+
+
+class StatusOutput(serializers.Serializer):
+    banner = serializers.CharField(allow_null=True)
+    free_tier_paused = serializers.BooleanField()
+    workers = serializers.IntegerField(help_text="GPU workers alive now.")
+    lanes = LaneStatus(many=True)
+
+
+_described(
+    generation_api.StatusApi,
+    get=extend_schema(
+        summary="The operators' banner and each lane's estimated wait (public)",
+        responses=StatusOutput,
+        auth=[],
     ),
 )

@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from billing.models import Plan, QuotaCounter
-from generation.models import Job
+from generation.models import Job, PolicyRule
 from generation.openai_api import served_model_id
 from tests.conftest import Person, make_person
 from tests.e2e.conftest import WorkerProcess
@@ -115,6 +115,25 @@ def test_an_exhausted_quota_raises_rate_limit_error(
         client.images.generate(prompt=PROMPT, size="64x64")
     assert refused.value.code == "quota_exceeded"
     assert refused.value.response.headers["Retry-After"]
+    assert not Job.objects.exists()
+
+
+def test_a_refused_prompt_raises_bad_request_error(
+    live_server: object, celery_worker: WorkerProcess, dana: Person
+) -> None:
+    PolicyRule.objects.create(
+        term="Greg Rutkowski",
+        reason="Prompts may not imitate a living artist.",
+        suggestion="Describe the style instead.",
+        replacement="in a painterly fantasy style",
+    )
+    with (
+        client_for(live_server, dana.key) as client,
+        pytest.raises(openai.BadRequestError) as refused,
+    ):
+        client.images.generate(prompt="a castle in the style of Greg Rutkowski", size="64x64")
+    assert (refused.value.code, refused.value.param) == ("policy_refused", "prompt")
+    assert refused.value.body["suggested_prompt"] == "a castle in a painterly fantasy style"
     assert not Job.objects.exists()
 
 

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from billing.models import Plan, QuotaCounter
-from generation.models import Image, Job
+from generation.models import Image, Job, PolicyRule
 from generation.openai_api import image_data, served_model_id
 from tests.conftest import Person
 
@@ -118,6 +118,21 @@ def test_the_native_rate_limit_counts_openai_requests_too(alice: Person, no_wait
     response = client.post(GENERATIONS, openai_body(), format="json")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_a_prompt_the_policy_refuses_is_a_400_as_openai_answers_it(alice: Person) -> None:
+    PolicyRule.objects.create(
+        term="Greg Rutkowski", reason="No living artists.", suggestion="Describe the style."
+    )
+    body = openai_body(prompt="a castle by Greg Rutkowski")
+    openai_answer = alice.client().post(GENERATIONS, body, format="json")
+    native_answer = alice.client().post(
+        "/api/v1/generations", {"prompt": body["prompt"]}, format="json"
+    )
+    assert (openai_answer.status_code, native_answer.status_code) == (400, 422)
+    assert openai_answer.json()["error"]["code"] == "policy_refused"
+    assert openai_answer.json()["error"]["param"] == "prompt"
+    assert not Job.objects.exists()
 
 
 def test_a_suspended_workspace_is_refused(alice: Person) -> None:

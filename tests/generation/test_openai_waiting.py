@@ -18,7 +18,7 @@ from django.db import connection
 from billing.models import Plan
 from generation.models import Job
 from generation.services import job_cancel
-from tests.conftest import Person
+from tests.conftest import make_person
 
 # The app's threads read what the test wrote: a transactional test.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,9 +77,11 @@ def cancel_all() -> None:
         connection.close()
 
 
-def test_waiting_requests_hold_no_thread_each(alice: Person, settings: object) -> None:
+def test_waiting_requests_hold_no_thread_each(settings: object) -> None:
     settings.OPENAI_WAIT_SECONDS = 300  # type: ignore[attr-defined]
-    Plan.objects.filter(is_default=True).update(
+    # The priority lane: no shared test worker serves it, so the jobs stay queued.
+    erin = make_person("erin@example.com", plan="pro")
+    Plan.objects.filter(slug="pro").update(
         daily_images=1000, requests_per_minute=1000, max_jobs_in_flight=1000,
         max_wait_seconds=100_000,
     )  # fmt: skip
@@ -90,7 +92,7 @@ def test_waiting_requests_hold_no_thread_each(alice: Person, settings: object) -
         loop = asyncio.get_running_loop()
         baseline = threading.active_count()
         waiters = [
-            asyncio.create_task(asgi_post(app, "/v1/images/generations", body, alice.key))
+            asyncio.create_task(asgi_post(app, "/v1/images/generations", body, erin.key))
             for _ in range(WAITERS)
         ]
         # Every request admitted, then every view waiting: the threads settle.
@@ -105,7 +107,7 @@ def test_waiting_requests_hold_no_thread_each(alice: Person, settings: object) -
         return extra_threads, queued, await asyncio.gather(*waiters)
 
     extra_threads, queued, answers = asyncio.run(scenario())
-    assert queued == WAITERS
+    assert queued == WAITERS, answers[:2]
     assert extra_threads < WAITERS // 2, f"{extra_threads} threads for {WAITERS} waiting requests"
     assert [answer["status"] for answer in answers] == [409] * WAITERS
     assert {answer["body"]["error"]["code"] for answer in answers} == {"job_cancelled"}
