@@ -41,6 +41,7 @@ from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import api_key_create, user_signup  # noqa: E402
 from bench.common import ROOT, gunicorn  # noqa: E402
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription  # noqa: E402
+from generation.admission import live_workers  # noqa: E402
 from generation.models import Job  # noqa: E402
 
 SECONDS_PER_IMAGE = 1.0
@@ -113,7 +114,11 @@ def start_workers() -> list[subprocess.Popen[bytes]]:
                 stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
-    time.sleep(8)
+    deadline = time.monotonic() + 180
+    while live_workers() < WORKERS:  # each reports itself alive once it is ready
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not start")
+        time.sleep(0.5)
     return workers
 
 

@@ -253,6 +253,7 @@ DEFAULT_SECONDS_PER_IMAGE = float(env_int("DEFAULT_MS_PER_IMAGE", 2000, minimum=
 WORKER_ALIVE_INTERVAL = 10
 WORKER_ALIVE_TIMEOUT = env_int("WORKER_ALIVE_TIMEOUT", 30, minimum=5)
 WAITING_ROOM_GRACE = env_int("WAITING_ROOM_GRACE", 60, minimum=1)
+WAITING_ROOM_MAX_SLOTS = env_int("WAITING_ROOM_MAX_SLOTS", 100, minimum=1)  # per workspace
 FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, minimum=1)
 # The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
 GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")

@@ -5,16 +5,17 @@ Throughput is measured by the workers: an exponentially weighted average of seco
 GPU time per image, and a set of live workers, both in Redis. A lane's wait is the images
 queued at or above its priority times that average, divided by the live workers.
 
-A refused request books a slot in its lane's waiting room: the Retry-After it gets is the
-slot's time, slots are spaced at the lane's service rate, and a workspace coming back at
-its slot is admitted ahead of newcomers. So waiting as told pays off, and newcomers queue
-behind those who waited.
+Each refused request books a slot in its lane's waiting room: the Retry-After it gets is
+the slot's time, slots are spaced at the lane's service rate, and the workspace coming back
+at a slot of its own is admitted ahead of newcomers. So waiting as told pays off, and
+newcomers queue behind those who waited.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cache
 
@@ -164,27 +165,50 @@ def _room_key(lane: str) -> str:
     return f"atelier:waiting-room:{lane}:next"
 
 
-def _ticket_key(workspace: Workspace) -> str:
-    return f"atelier:waiting-room:ticket:{workspace.pk}"
+def _slots_key(workspace: Workspace) -> str:
+    return f"atelier:waiting-room:slots:{workspace.pk}"
 
 
-# Book the lane's next slot for a workspace, or return its existing one.
-# KEYS: next-slot, ticket; ARGV: earliest, spacing, now, ticket ttl
+# Use one of the workspace's booked slots that is due. KEYS: slots; ARGV: now, grace.
+_USE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) + 1, 'LIMIT', 0, 1)
+if due[1] then
+    redis.call('ZREM', KEYS[1], due[1])
+    return 1
+end
+return 0
+"""
+
+# Book the lane's next slot for one refused request of a workspace; a workspace holding
+# `max` slots is given its latest one instead. KEYS: lane's next slot, workspace's slots;
+# ARGV: earliest, spacing, now, grace, max, unique member.
 _BOOK = """
-local ticket = redis.call('GET', KEYS[2])
-if ticket then return ticket end
+local slots = redis.call('ZCARD', KEYS[2])
+if slots >= tonumber(ARGV[5]) then
+    return redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+end
 local slot = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[1]) or '0'))
 redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[2])))
-redis.call('SET', KEYS[2], tostring(slot), 'EX', math.ceil(slot - tonumber(ARGV[3])) + ARGV[4])
+redis.call('ZADD', KEYS[2], slot, ARGV[6])
+redis.call('EXPIRE', KEYS[2], math.ceil(slot - tonumber(ARGV[3]) + tonumber(ARGV[4])))
 return tostring(slot)
 """
 
 
+def _use_due_slot(workspace: Workspace, now: float) -> bool:
+    return bool(
+        _redis().eval(_USE_SLOT, 1, _slots_key(workspace), now, settings.WAITING_ROOM_GRACE)
+    )
+
+
 def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: float) -> float:
-    now = time.time()
-    grace = settings.WAITING_ROOM_GRACE
-    keys = [_room_key(lane), _ticket_key(workspace)]
-    return float(_redis().eval(_BOOK, 2, *keys, earliest, spacing, now, grace))
+    keys = [_room_key(lane), _slots_key(workspace)]
+    arguments = [
+        earliest, spacing, time.time(), settings.WAITING_ROOM_GRACE,
+        settings.WAITING_ROOM_MAX_SLOTS, uuid.uuid4().hex,
+    ]  # fmt: skip
+    return float(_redis().eval(_BOOK, 2, *keys, *arguments))
 
 
 def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
@@ -206,20 +230,17 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
             )
 
     now = time.time()
-    ticket, next_slot, per_image, workers = (
+    held, next_slot, per_image, workers = (
         _redis()
         .pipeline(transaction=False)
-        .get(_ticket_key(workspace))
+        .exists(_slots_key(workspace))
         .get(_room_key(plan.lane))
         .get(_SECONDS_PER_IMAGE)
         .zcount(_WORKERS, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
         .execute()
     )
-    if ticket is not None:
-        if now >= float(ticket) - 1:
-            _redis().delete(_ticket_key(workspace))
-            return  # it waited its turn
-        raise _come_back(float(ticket) - now)
+    if held and _use_due_slot(workspace, now):
+        return  # a refused request came back at its slot: it waited its turn
 
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     rate = max(int(workers), 1) / per_image
