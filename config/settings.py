@@ -226,7 +226,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 
 # Generation
-GENERATION_MODEL = env_str("GENERATION_MODEL", str(VAR_DIR / "models" / "atelier-demo"))
+# The committed demo model (manage.py train_demo_model); a deployment names a real one.
+GENERATION_MODEL = env_str("GENERATION_MODEL", str(BASE_DIR / "models" / "atelier-demo"))
 GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")  # empty: cuda, then mps, then cpu
 MAX_PROMPT_LENGTH = 1000
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000, minimum=1)

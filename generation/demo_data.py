@@ -134,42 +134,64 @@ class Reading:
     shape: str | None
     background_rgb: tuple[float, float, float]
     colour_rgb: tuple[float, float, float] | None
-    fill: float  # foreground area / bounding-box area: square 1, circle 0.79, triangle 0.5
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
-    return min(palette, key=lambda name: float(np.sum((rgb - np.array(palette[name])) ** 2)))
+    """The palette name nearest to `rgb`, judging hue and saturation over brightness, as
+    eyes do: a dim white is still white, not pink."""
+
+    def distance(name: str) -> float:
+        reference = np.array(palette[name], dtype=float)
+        chroma = (rgb - rgb.mean()) - (reference - reference.mean())
+        return float(np.sum(chroma**2) + 0.5 * (rgb.mean() - reference.mean()) ** 2)
+
+    return min(palette, key=distance)
+
+
+def _shape_templates(mask: np.ndarray) -> dict[str, np.ndarray]:
+    """A square, a circle and an upright triangle filling the mask's bounding box."""
+    rows, cols = np.nonzero(mask)
+    # Percentiles, not extremes: a few stray pixels should not stretch the box.
+    top, bottom = np.percentile(rows, [1, 99])
+    left, right = np.percentile(cols, [1, 99])
+    top, left, bottom, right = top - 0.5, left - 0.5, bottom + 0.5, right + 0.5
+    yy, xx = np.mgrid[0 : mask.shape[0], 0 : mask.shape[1]].astype(float)
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    ry, rx = max((bottom - top) / 2, 0.5), max((right - left) / 2, 0.5)
+    inside = (yy >= top) & (yy <= bottom) & (xx >= left) & (xx <= right)
+    half_width = (yy - top) / max(bottom - top, 1.0) * rx
+    return {
+        "square": inside,
+        "circle": ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1,
+        "triangle": inside & (np.abs(xx - cx) <= half_width),
+    }
 
 
 def read_image(picture: Image.Image) -> Reading:
-    """Read the background colour, the shape's colour and the shape from pixel statistics."""
+    """Read the background colour, the shape's colour and the shape from pixel statistics:
+    the background from the border, the shape from the pixels that differ from it, and which
+    of a square, circle or triangle fitted to those pixels overlaps them best."""
     pixels = np.asarray(picture.convert("RGB").resize((NATIVE_SIZE, NATIVE_SIZE)), dtype=float)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     background_rgb = np.median(border, axis=0)
     distance = np.sqrt(np.sum((pixels - background_rgb) ** 2, axis=2))
-    mask = distance > 60
     background = _nearest(background_rgb, BACKGROUNDS)
-    if mask.sum() < 12:
-        return Reading(background, None, None, tuple(background_rgb), None, 0.0)
-    # The core of the shape, away from edges blended with the background.
-    core = distance >= np.percentile(distance[mask], 40)
-    colour_rgb = np.median(pixels[mask & core], axis=0)
-    rows, cols = np.nonzero(mask)
-    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-    fill = float(mask.sum() / box)
-    if fill > 0.87:
-        shape = "square"
-    elif fill > 0.64:
-        shape = "circle"
-    else:
-        shape = "triangle"
+    contrast = np.percentile(distance, 97)
+    if contrast < 60:
+        return Reading(background, None, None, tuple(background_rgb), None)
+    # Half-way between background and shape: soft edges count for neither more nor less.
+    mask = distance > contrast / 2
+    colour_rgb = np.median(pixels[distance > contrast * 0.75], axis=0)
+    overlap = {
+        name: (mask & template).sum() / (mask | template).sum()
+        for name, template in _shape_templates(mask).items()
+    }
     return Reading(
         background=background,
         colour=_nearest(colour_rgb, COLOURS),
-        shape=shape,
+        shape=max(overlap, key=overlap.__getitem__),
         background_rgb=tuple(background_rgb),
         colour_rgb=tuple(colour_rgb),
-        fill=fill,
     )
 
 

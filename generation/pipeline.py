@@ -6,26 +6,20 @@ once per worker process, on cuda, then mps, then cpu.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers import (
-    AutoencoderKL,
-    DPMSolverMultistepScheduler,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
-    UNet2DConditionModel,
 )
 from diffusers.models.attention_processor import AttnProcessor2_0
 from django.conf import settings
 from PIL import Image as PILImage
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -238,92 +232,3 @@ def run_batch(
 def warm_up(model: str | None = None) -> None:
     """Load the model and run one small step, so that the first job does not pay for it."""
     run_batch(BatchSpec(64, 64, 1, 1.0), [BatchItem("warm up", "", 0)], model=model)
-
-
-# The demo model: a tiny Stable Diffusion pipeline built from the standard classes, so that
-# the platform runs end to end on machines that cannot download a real model.
-
-
-def _byte_level_alphabet() -> list[str]:
-    """The 256 printable stand-ins for bytes that CLIP's byte-level BPE works on."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(code) for code in codes]
-
-
-def build_demo_model(path: Path, *, seed: int = 0) -> None:
-    """Write a small random-weight StableDiffusionPipeline to `path` with save_pretrained."""
-    torch.manual_seed(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    alphabet = _byte_level_alphabet()
-    vocab = {char: i for i, char in enumerate(alphabet)}
-    vocab.update({f"{char}</w>": len(alphabet) + i for i, char in enumerate(alphabet)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    source = path / "tokenizer-source"
-    source.mkdir(exist_ok=True)
-    (source / "vocab.json").write_text(json.dumps(vocab))
-    (source / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(
-        vocab_file=str(source / "vocab.json"),
-        merges_file=str(source / "merges.txt"),
-        model_max_length=77,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            bos_token_id=vocab["<|startoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
-            pad_token_id=vocab["<|endoftext|>"],
-        )
-    )
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
-        layers_per_block=1,
-    )
-    scheduler = DPMSolverMultistepScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(path)
-    for leftover in source.iterdir():
-        leftover.unlink()
-    source.rmdir()

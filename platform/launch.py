@@ -1,7 +1,7 @@
 """Embedded services and the process runner behind `make run` and `make test`.
 
-    python platform/launch.py run            PostgreSQL + Redis under var/, migrate, demo
-                                             model, then web + worker + beat until Ctrl-C
+    python platform/launch.py run            PostgreSQL + Redis under var/, migrate, then
+                                             web + worker + beat until Ctrl-C
     python platform/launch.py test -- CMD    fresh PostgreSQL + Redis under var/test, then CMD
     python platform/launch.py manage ARGS    manage.py against the services `run` started
 
@@ -109,7 +109,6 @@ def run(var: Path, port: int) -> int:
         (var / RUN_ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in service_env.items()))
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-        manage(env, "build_demo_model", "--if-missing")
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         commands = {
             "web": [

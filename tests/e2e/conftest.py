@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 import pytest
 import requests
 from django.conf import settings
-from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parents[2]
 # The shared worker serves the free and standard lanes. Tests that control their own
@@ -28,9 +27,8 @@ PRIORITY_LANE = "priority"
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    path = Path(settings.VAR_DIR) / "models" / "atelier-demo"
-    call_command("build_demo_model", path=str(path), if_missing=True)
-    return path
+    """The committed, trained demo model (models/atelier-demo)."""
+    return Path(settings.BASE_DIR) / "models" / "atelier-demo"
 
 
 def test_database_url() -> str:
