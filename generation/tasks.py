@@ -65,11 +65,12 @@ def _warm_up(**kwargs: object) -> None:
                 logger.exception("Could not report the worker alive")
             time.sleep(settings.WORKER_ALIVE_INTERVAL)
 
-    threading.Thread(target=report_alive, name="alive", daemon=True).start()
     try:
         pipeline_module().warm_up()
     except Exception:
         logger.exception("Warm-up failed; jobs will report the error")
+    # Counted by the wait estimates only once it can take a job.
+    threading.Thread(target=report_alive, name="alive", daemon=True).start()
 
 
 @shared_task(name="generation.run_job", acks_late=True, ignore_result=True)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 LONG_JOB = {"prompt": "a slow red circle", "width": 512, "height": 512, "steps": 50}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 180, what: str = "") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 600, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
