@@ -162,10 +162,15 @@ class Load:
                     timeout = self.queue[0][0] - time.monotonic() if self.queue else 0.5
                     self.lock.wait(max(timeout, 0.001))
                 _at, _, outcome, key, retry = heapq.heappop(self.queue)
-            response = session.post(
-                f"{self.url}/api/v1/generations", json=BODY,
-                headers={"Authorization": f"Bearer {key}"}, timeout=60,
-            )  # fmt: skip
+            try:
+                response = session.post(
+                    f"{self.url}/api/v1/generations", json=BODY,
+                    headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                )  # fmt: skip
+            except requests.RequestException:
+                session = requests.Session()  # the server dropped the connection: count it
+                response = requests.Response()
+                response.status_code = 0
             if response.status_code == 202:
                 outcome.job_ids.append(response.json()["id"])
             if retry:
@@ -271,7 +276,9 @@ def main() -> None:
         f"{gave_up} clients told to wait over {MAX_RETRY_AFTER} s gave up"
     )
     print(f"Jain's index across {FREE_WORKSPACES} free workspaces at 10x: {fairness:.3f}")
+    dropped = sum(o.first_status == 0 or (o.retried and o.retry_status == 0) for o in outcomes)
     print(f"admitted {len(admitted)}, succeeded {succeeded}, lost {lost} (must be 0)")
+    print(f"requests without an answer (connection dropped): {dropped}")
     print(
         f"RESULT paid_p95_ratio_10x={ratio:.2f} free_accept_10x={free_accept:.2f} "
         f"retry_success={retry_success:.2f} jain={fairness:.3f} lost={lost}"
