@@ -246,7 +246,7 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_DEADLINE = env_int("JOB_DEADLINE", 3600, minimum=60)
 # A batch may run for BASE seconds plus PER_MEGAPIXEL_STEP per megapixel x step x image.
 JOB_TIME_LIMIT_BASE = env_int("JOB_TIME_LIMIT_BASE", 120, minimum=1)
-JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 10, minimum=1)
+JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 30, minimum=1)
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 15, minimum=1)
 # Overload control: how throughput is measured and how the waiting room paces retries.
 THROUGHPUT_SMOOTHING = 0.2  # weight of the newest batch in the seconds-per-image average

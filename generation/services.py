@@ -142,6 +142,7 @@ def job_cancel(*, job: Job) -> Job:
     job.refresh_from_db()
     if cancelled == 1:
         quota_release(job=job)
+        transaction.on_commit(lambda: jobs_wake_waiting(workspace_ids=[job.workspace_id]))
         return job
     if job.status == Job.Status.CANCELLED:
         return job
@@ -252,6 +253,25 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
             )
         return list(Job.objects.filter(pk__in=[job.pk for job in batch]).order_by("created_at"))
     return []
+
+
+def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:
+    """Send a ticket for each of these workspaces that still has queued jobs.
+
+    A job held back by its workspace's in-flight cap can see its ticket spent by a worker
+    that found nothing it could take; when the workspace's running jobs finish, this
+    wakes a worker for the next one.
+    """
+    waiting = (
+        Job.objects.filter(workspace_id__in=workspace_ids, status=Job.Status.QUEUED)
+        .order_by("workspace_id", "created_at")
+        .distinct("workspace_id")
+    )
+    count = 0
+    for job in waiting:
+        _enqueue(job)
+        count += 1
+    return count
 
 
 def job_progress(*, job_ids: list[Any], worker: str, progress: float) -> int:

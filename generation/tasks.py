@@ -31,6 +31,7 @@ from generation.services import (
     job_heartbeat,
     job_progress,
     jobs_sweep,
+    jobs_wake_waiting,
 )
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,15 @@ def heartbeat(jobs: list[Job], worker: str) -> Iterator[None]:
 
 def run_batch(jobs: list[Job], *, worker: str) -> None:
     """Render a claimed batch and settle each job: succeeded and charged, or failed and
-    refunded. Cancelled jobs are dropped."""
+    refunded (cancelled jobs are dropped); then wake a worker for what their workspaces
+    still have queued."""
+    try:
+        _run_batch(jobs, worker=worker)
+    finally:
+        jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
+
+
+def _run_batch(jobs: list[Job], *, worker: str) -> None:
     pipeline = pipeline_module()
     started = time.monotonic()
     with heartbeat(jobs, worker):

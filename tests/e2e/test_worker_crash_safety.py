@@ -20,7 +20,7 @@ from tests.e2e.conftest import PRIORITY_LANE, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-LONG_JOB = {"prompt": "a slow red circle", "width": 512, "height": 512, "steps": 50}
+LONG_JOB = {"prompt": "a red circle on a gray background", "width": 256, "height": 256, "steps": 30}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 600, what: str = "") -> None:
@@ -120,7 +120,7 @@ def test_cancelling_a_running_job_stops_it_at_the_next_step_and_refunds_it(
     finally:
         worker.stop()
     log = worker.log.read_text()
-    assert "Stopped at step" in log and "of 50: every job of the batch was cancelled" in log
+    assert "Stopped at step" in log and "of 30: every job of the batch was cancelled" in log
     job = job_state(job_id)
     assert job.status == Job.Status.CANCELLED
     assert job.progress < 1.0

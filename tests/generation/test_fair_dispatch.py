@@ -79,3 +79,22 @@ def test_a_new_free_workspace_waits_behind_at_most_a_flood_s_share() -> None:
     queue_jobs(pat, 100)
     assert images_ahead(lane="free") == 8  # not the 100 the flood queued
     assert images_ahead(lane="priority") == 1  # a new paid workspace shares the first turn
+
+
+def test_a_job_held_back_by_the_in_flight_cap_is_woken_when_the_running_one_ends(
+    alice: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generation import services
+
+    sent: list[str] = []
+    monkeypatch.setattr(services, "_enqueue", lambda job: sent.append(str(job.pk)))
+    first, second = queue_jobs(alice, 2)
+    [running] = job_claim_batch(worker="w", lanes=LANES, max_images=8)
+    assert running.pk == first.pk
+    # A second worker takes the other ticket but may not run alice's second job yet.
+    assert job_claim_batch(worker="w2", lanes=LANES, max_images=8) == []
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.SUCCEEDED)
+    assert services.jobs_wake_waiting(workspace_ids=[alice.workspace.pk]) == 1
+    assert sent == [str(second.pk)]
+    [woken] = job_claim_batch(worker="w2", lanes=LANES, max_images=8)
+    assert woken.pk == second.pk
