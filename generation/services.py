@@ -255,6 +255,14 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
     return []
 
 
+def job_ticket_again(*, job_id: Any) -> bool:
+    """Send another ticket for a job that is still queued."""
+    job = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).first()
+    if job is not None:
+        _enqueue(job)
+    return job is not None
+
+
 def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:
     """Send a ticket for each of these workspaces that still has queued jobs.
 

@@ -30,6 +30,7 @@ from generation.services import (
     job_fail,
     job_heartbeat,
     job_progress,
+    job_ticket_again,
     jobs_sweep,
     jobs_wake_waiting,
 )
@@ -79,15 +80,21 @@ def run_job(job_id: str) -> None:
     """A ticket to run the next batch of queued jobs.
 
     Every admitted job sends one. The batch is chosen from the database in fair order
-    (generation.services.job_claim_batch), so the ticket's own job may already have run in
-    an earlier batch; then this one runs whatever is next, or nothing.
+    (generation.services.job_claim_batch); a ticket whose job already ran in an earlier
+    batch does nothing, and one whose job was passed over is sent again.
     """
+    if not Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).exists():
+        return  # its job already ran in an earlier batch (or was cancelled)
     worker = worker_id()
     jobs = job_claim_batch(
         worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
     )
-    if jobs:
-        run_batch(jobs, worker=worker)
+    if not jobs:
+        return  # held back by its workspace's in-flight cap: woken when a running job ends
+    run_batch(jobs, worker=worker)
+    if job_id not in {str(job.pk) for job in jobs}:
+        # Fair order ran other jobs first: this job still needs a ticket of its own.
+        job_ticket_again(job_id=job_id)
 
 
 @shared_task(name="generation.sweep_jobs", ignore_result=True)
