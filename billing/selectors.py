@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.models import Plan, QuotaCounter, QuotaOverride, Subscription
+from billing.models import Plan, QuotaCounter, Subscription
 
 # Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
 PLAN_STATUSES = Subscription.PLAN_STATUSES
@@ -44,16 +44,23 @@ def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
     return plan or default_plan()
 
 
-def quota_limit(*, workspace: Workspace, plan: Plan, at: datetime) -> int:
-    override = (
-        QuotaOverride.objects.filter(workspace=workspace)
-        .filter(Q(until__isnull=True) | Q(until__gt=at))
-        .order_by("-created_at")
-        .values_list("daily_images", flat=True)
-        .first()
-    )
-    if override is not None:
-        return override
+# The override in force at a moment: the newest one not yet expired.
+OVERRIDE_SQL = """
+    SELECT daily_images FROM billing_quotaoverride
+    WHERE workspace_id = %(workspace)s AND (until IS NULL OR until > %(at)s)
+    ORDER BY created_at DESC LIMIT 1
+"""
+
+# A window's usage and the limit in force, in one round trip.
+_QUOTA_SQL = f"""
+    SELECT (SELECT used FROM billing_quotacounter
+            WHERE workspace_id = %(workspace)s AND window_start = %(window)s),
+           COALESCE(({OVERRIDE_SQL}), %(plan_limit)s)
+"""  # noqa: S608 (composed of constants)
+
+
+def plan_limit(plan: Plan) -> int:
+    """The plan's images per window, before any per-workspace override."""
     if plan.is_default:
         # Operators can lower the free quota for a day of overload (generation's switches).
         from generation.admission import operator_switches
@@ -68,14 +75,20 @@ def quota_status(*, workspace: Workspace, plan: Plan | None = None) -> QuotaStat
     plan = plan or plan_for(workspace)
     now = timezone.now()
     window_start = plan.window_start(now)
-    used = (
-        QuotaCounter.objects.filter(workspace=workspace, window_start=window_start)
-        .values_list("used", flat=True)
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _QUOTA_SQL,
+            {
+                "workspace": workspace.pk,
+                "window": window_start,
+                "at": now,
+                "plan_limit": plan_limit(plan),
+            },
+        )
+        used, limit = cursor.fetchone()
     return QuotaStatus(
         plan=plan,
-        limit=quota_limit(workspace=workspace, plan=plan, at=now),
+        limit=limit,
         used=used or 0,
         window_start=window_start,
         reset_at=window_start + plan.window,

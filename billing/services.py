@@ -1,12 +1,14 @@
 """Quota accounting: reserve on admission, capture on success, release on failure.
 
-The counter row per (workspace, window) is changed only by conditional UPDATEs with F()
-expressions, so concurrent submissions can never admit more than the limit. The ledger's
+The counter row per (workspace, window) is changed only by conditional statements that
+compute in the database (`used = used + n ... WHERE used + n <= limit`), so concurrent
+submissions can never admit more than the limit. The ledger's
 unique constraints make a retried task or a duplicated message unable to settle twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
@@ -14,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import QuotaCounter, QuotaLedgerEntry
+from billing.selectors import OVERRIDE_SQL
 from config.api_errors import ApiError
 
 
@@ -42,59 +45,59 @@ def duration_text(seconds: int) -> str:
     return f"{max(minutes, 1)} min"
 
 
-# One conditional UPDATE admits or refuses: never more than the limit, under any concurrency.
-_COUNTER_ADD_SQL = """
-    UPDATE billing_quotacounter SET used = used + %(images)s
-    WHERE workspace_id = %(workspace)s AND window_start = %(window)s
-      AND used + %(images)s <= %(limit)s
-    RETURNING used
-"""
+# One statement admits or refuses, under any concurrency never past the limit: the limit in
+# force (the newest override, else the plan's), the window's counter created or raised only
+# while `used + images <= limit` (ON CONFLICT locks the row and re-checks the condition on
+# its latest version), and the job's reserve entry written only if the counter moved.
+_RESERVE_SQL = f"""
+    WITH quota AS (
+        SELECT COALESCE(({OVERRIDE_SQL}), %(plan_limit)s) AS limit_images
+    ), counted AS (
+        INSERT INTO billing_quotacounter (workspace_id, window_start, used)
+        SELECT %(workspace)s, %(window)s, %(images)s FROM quota
+        WHERE %(images)s <= quota.limit_images
+        ON CONFLICT (workspace_id, window_start) DO UPDATE
+        SET used = billing_quotacounter.used + EXCLUDED.used
+        WHERE billing_quotacounter.used + EXCLUDED.used <= (SELECT limit_images FROM quota)
+        RETURNING used
+    ), entry AS (
+        INSERT INTO billing_quotaledgerentry
+            (job_id, workspace_id, kind, images, window_start, created_at)
+        SELECT %(job)s, %(workspace)s, 'reserve', %(images)s, %(window)s, %(at)s FROM counted
+    )
+    SELECT quota.limit_images, (SELECT used FROM counted) FROM quota
+"""  # noqa: S608 (composed of constants)
 
 
-def _counter_add(
-    *, workspace_id: object, window_start: datetime, images: int, limit: int
-) -> int | None:
-    """The window's new total, or None if `images` more would pass the limit."""
+@dataclass(frozen=True)
+class Reservation:
+    used: int  # the window's total, this job's images included
+    limit: int
+
+
+def quota_reserve(
+    *, job: object, images: int, plan_limit: int, window_start: datetime, reset_at: datetime
+) -> Reservation:
+    """Reserve `images` for `job` in its window, or raise QuotaExceeded and change nothing.
+
+    `plan_limit` applies unless an override is in force. The job's row must exist in the
+    same transaction (the ledger entry refers to it)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _COUNTER_ADD_SQL,
-            {"images": images, "workspace": workspace_id, "window": window_start, "limit": limit},
+            _RESERVE_SQL,
+            {
+                "job": job.pk,  # type: ignore[attr-defined]
+                "workspace": job.workspace_id,  # type: ignore[attr-defined]
+                "images": images,
+                "window": window_start,
+                "at": timezone.now(),
+                "plan_limit": plan_limit,
+            },
         )
-        row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-@transaction.atomic(savepoint=False)
-def quota_reserve(
-    *, job: object, images: int, limit: int, window_start: datetime, reset_at: datetime
-) -> int:
-    """Reserve `images` for `job` in its window and return the window's new total, or raise
-    QuotaExceeded and change nothing."""
-    workspace_id = job.workspace_id  # type: ignore[attr-defined]
-    if images > limit:
-        raise QuotaExceeded(limit=limit, reset_at=reset_at)
-    used = _counter_add(
-        workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
-    )
+        limit, used = cursor.fetchone()
     if used is None:
-        # First job of the window: create the row (racing creators are ignored), retry once.
-        QuotaCounter.objects.bulk_create(
-            [QuotaCounter(workspace_id=workspace_id, window_start=window_start, used=0)],
-            ignore_conflicts=True,
-        )
-        used = _counter_add(
-            workspace_id=workspace_id, window_start=window_start, images=images, limit=limit
-        )
-        if used is None:
-            raise QuotaExceeded(limit=limit, reset_at=reset_at)
-    QuotaLedgerEntry.objects.create(
-        job=job,
-        workspace_id=workspace_id,
-        kind=QuotaLedgerEntry.Kind.RESERVE,
-        images=images,
-        window_start=window_start,
-    )
-    return used
+        raise QuotaExceeded(limit=limit, reset_at=reset_at)
+    return Reservation(used=used, limit=limit)
 
 
 def _settle(*, job: object, kind: str) -> QuotaLedgerEntry | None:

@@ -27,6 +27,7 @@ from accounts.models import Workspace
 from billing.models import Lane, Plan
 from config.api_errors import ApiError
 from generation.models import Job, OperatorSwitches
+from generation.selectors import QueuePlace
 from generation.services import TURNS_SQL, fair_share_since
 
 LANES_AT_OR_ABOVE = {
@@ -121,8 +122,8 @@ class LaneEstimate:
     wait_seconds: float
 
 
-# Images that would run before a new job of a workspace: queued jobs whose turn comes
-# no later than the new job's (see generation.services.TURNS_SQL).
+# Jobs and images that would run before a new job of a workspace: queued jobs whose turn
+# comes no later than the new job's (see generation.services.TURNS_SQL).
 _AHEAD_OF_NEW_SQL = f"""
     WITH {TURNS_SQL}, mine AS (
         SELECT (
@@ -130,12 +131,13 @@ _AHEAD_OF_NEW_SQL = f"""
             + (SELECT COUNT(*) FROM queued WHERE workspace_id = %(workspace)s) + 1
         )::float / %(weight)s AS turn
     )
-    SELECT COALESCE(SUM(num_images), 0) FROM queued, mine WHERE queued.turn <= mine.turn
+    SELECT COUNT(*), COALESCE(SUM(num_images), 0) FROM queued, mine WHERE queued.turn <= mine.turn
 """  # noqa: S608 (composed of constants)
 
 
-def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
-    """Images that run before a new job of `workspace` (None: one with nothing queued)."""
+def ahead_of_new(*, lane: str, workspace: Workspace | None = None) -> tuple[int, int]:
+    """(jobs, images) that run before a new job of `workspace` (None: one with nothing
+    queued)."""
     with connection.cursor() as cursor:
         cursor.execute(
             _AHEAD_OF_NEW_SQL,
@@ -145,7 +147,13 @@ def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
                 "since": fair_share_since(),
             },
         )
-        return int(cursor.fetchone()[0])
+        jobs, images = cursor.fetchone()
+        return int(jobs), int(images)
+
+
+def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
+    """Images that run before a new job of `workspace` (None: one with nothing queued)."""
+    return ahead_of_new(lane=lane, workspace=workspace)[1]
 
 
 def lane_wait_estimate(lane: str) -> LaneEstimate:
@@ -211,8 +219,10 @@ def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: flo
     return float(_redis().eval(_BOOK, 2, *keys, *arguments))
 
 
-def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
-    """Admit the job, or raise Overloaded (503 with Retry-After). Refusals cost nothing."""
+def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePlace | None:
+    """Admit the job, or raise Overloaded (503 with Retry-After). Refusals cost nothing.
+
+    Returns where the admitted job will stand in the queue, when that was worked out."""
     switches = operator_switches()
     if plan.is_default and switches.free_tier_paused:
         raise Overloaded(
@@ -240,14 +250,14 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> None:
         .execute()
     )
     if held and _use_due_slot(workspace, now):
-        return  # a refused request came back at its slot: it waited its turn
+        return None  # a refused request came back at its slot: it waited its turn
 
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     rate = max(int(workers), 1) / per_image
-    ahead = images_ahead(lane=plan.lane, workspace=workspace)
+    jobs_ahead, ahead = ahead_of_new(lane=plan.lane, workspace=workspace)
     wait = max(ahead / rate, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
-        return
+        return QueuePlace(jobs_ahead + 1, ahead, ahead / rate)
     spacing = images / rate
     slot = _book_slot(
         workspace=workspace,

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from billing.limits import limit_headers, submit_rate_check, submit_rate_usage
 from billing.models import Lane, Plan
 from billing.selectors import plan_for, quota_status
+from billing.services import QuotaExceeded
 from config.api_errors import ApiError
 from config.serializers import StrictSerializer
 from generation.admission import (
@@ -200,20 +201,32 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
         validated.is_valid(raise_exception=True)
         params = {"kind": kind, **validated.validated_data, **(extra or {})}
         key = idempotency_key(request)
+        place = None
         if not (key and jobs_for(workspace).filter(idempotency_key=key).exists()):
             # A replay returns its job (or a 409) below; anything new passes these first.
+            # A request the window cannot hold is refused before anything is written (the
+            # reservation in job_submit stays the authority under concurrency).
+            request.quota = quota_status(workspace=workspace, plan=plan)
+            if request.quota.used + params["num_images"] > request.quota.limit:
+                raise QuotaExceeded(limit=request.quota.limit, reset_at=request.quota.reset_at)
             policy_check(workspace=workspace, user=request.user, prompt=params["prompt"])
-            admission_check(workspace=workspace, plan=plan, images=params["num_images"])
-        job, created = job_submit(
-            workspace=workspace,
-            user=request.user,
-            api_key=request.api_key,
-            plan=plan,
-            model=settings.GENERATION_MODEL,
-            params=params,
-            idempotency_key=key,
-        )
+            place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
+        try:
+            job, created = job_submit(
+                workspace=workspace,
+                user=request.user,
+                api_key=request.api_key,
+                plan=plan,
+                model=settings.GENERATION_MODEL,
+                params=params,
+                idempotency_key=key,
+            )
+        except QuotaExceeded:
+            request.quota = None  # a concurrent request took the rest: the headers re-read
+            raise
         request.quota = getattr(job, "quota_after", None)
+        # The new job's queue place, worked out by admission: the response needn't ask again.
+        self.queue_places = {job.pk: place} if created and place else {}
         return job, created
 
 
@@ -229,7 +242,8 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
         if created:
             job._prefetched_objects_cache = {"images": Image.objects.none()}  # none made yet
         headers = {} if created else {"Idempotent-Replayed": "true"}
-        body = JobOutput(job, context={"request": request}).data
+        context = {"request": request, "queue_places": self.queue_places}
+        body = JobOutput(job, context=context).data
         return Response(body, status=202 if created else 200, headers=headers)
 
 
@@ -243,7 +257,8 @@ class EditCreateApi(GenerationSubmitMixin, APIView):
             request, request.data, kind=Job.Kind.EDIT, serializer_class=EditInput
         )
         headers = {} if created else {"Idempotent-Replayed": "true"}
-        body = JobOutput(job, context={"request": request}).data
+        context = {"request": request, "queue_places": self.queue_places}
+        body = JobOutput(job, context=context).data
         return Response(body, status=202 if created else 200, headers=headers)
 
 

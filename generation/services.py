@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
-from billing.selectors import QuotaStatus, plan_for, quota_limit
+from billing.selectors import QuotaStatus, plan_for, plan_limit
 from billing.services import QuotaExceeded, quota_capture, quota_release, quota_reserve
 from config.api_errors import ApiError
 from generation.models import Image, Job
@@ -102,23 +102,24 @@ def job_submit(
     else:
         job.save(force_insert=True)
 
-    now = timezone.now()
-    window_start = plan.window_start(now)
-    limit = quota_limit(workspace=workspace, plan=plan, at=now)
+    window_start = plan.window_start(timezone.now())
+    reset_at = window_start + plan.window
     try:
-        used = quota_reserve(
+        reservation = quota_reserve(
             job=job,
             images=job.num_images,
-            limit=limit,
+            plan_limit=plan_limit(plan),
             window_start=window_start,
-            reset_at=window_start + plan.window,
+            reset_at=reset_at,
         )
     except QuotaExceeded:
         if job.source_image:  # stored with the row, which the refusal rolls back
             job.source_image.delete(save=False)
         raise
     # Where the workspace stands after this job, for the response's headers.
-    job.quota_after = QuotaStatus(plan, limit, used, window_start, window_start + plan.window)
+    job.quota_after = QuotaStatus(
+        plan, reservation.limit, reservation.used, window_start, reset_at
+    )
     _job_enqueue_ticket(job)
     return job, True
 
