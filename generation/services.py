@@ -117,9 +117,7 @@ def job_submit(
             job.source_image.delete(save=False)
         raise
     # Where the workspace stands after this job, for the response's headers.
-    job.quota_after = QuotaStatus(
-        plan, reservation.limit, reservation.used, window_start, reset_at
-    )
+    job.quota_after = QuotaStatus(plan, reservation.limit, reservation.used, window_start, reset_at)
     _job_enqueue_ticket(job)
     return job, True
 
