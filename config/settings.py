@@ -103,6 +103,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "atelier",
+        "OPTIONS": {"pool_class": "config.cache.SharedConnectionPool"},
     }
 }
 RATELIMIT_USE_CACHE = "default"
