@@ -117,10 +117,29 @@ def _settle(*, job: object, kind: str) -> QuotaLedgerEntry | None:
         return None  # already captured or released
 
 
-@transaction.atomic
+# Capture the reservations of several jobs at once; a job already captured or released is
+# skipped by the ledger's unique constraints.
+_CAPTURE_SQL = """
+    INSERT INTO billing_quotaledgerentry
+        (job_id, workspace_id, kind, images, window_start, created_at)
+    SELECT job_id, workspace_id, 'capture', images, window_start, %(at)s
+    FROM billing_quotaledgerentry
+    WHERE job_id = ANY(%(jobs)s) AND kind = 'reserve'
+    ON CONFLICT DO NOTHING
+"""
+
+
+def quotas_capture(*, job_ids: list[object]) -> int:
+    """Make several jobs' reservations final in one statement. Returns how many were
+    captured now (not those settled before)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CAPTURE_SQL, {"jobs": list(job_ids), "at": timezone.now()})
+        return cursor.rowcount
+
+
 def quota_capture(*, job: object) -> bool:
     """Make a job's reservation final. False if it was already settled."""
-    return _settle(job=job, kind=QuotaLedgerEntry.Kind.CAPTURE) is not None
+    return quotas_capture(job_ids=[job.pk]) == 1  # type: ignore[attr-defined]
 
 
 @transaction.atomic

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
 from billing.selectors import QuotaStatus, plan_for, plan_limit
-from billing.services import QuotaExceeded, quota_capture, quota_release, quota_reserve
+from billing.services import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from config.api_errors import ApiError
 from generation.models import Image, Job
 
@@ -299,43 +299,65 @@ def _image_name(job: Job, index: int) -> str:
 
 
 def job_complete(*, job: Job, worker: str, images: list[GeneratedImage]) -> bool:
-    """Store a running job's images, mark it succeeded and capture its quota.
+    """Store a running job's images, mark it succeeded and capture its quota."""
+    return bool(jobs_complete(worker=worker, results=[(job, images)]))
 
-    Files are written before the transaction (never hold a lock across I/O); if the job
-    is no longer this worker's to finish, they are removed again.
+
+# Running jobs of a worker marked succeeded; the ids of those that were still its to finish.
+_SUCCEED_SQL = """
+    UPDATE generation_job SET status = 'succeeded', finished_at = %(at)s, progress = 1.0
+    WHERE id = ANY(%(jobs)s) AND status = 'running' AND worker = %(worker)s
+    RETURNING id
+"""
+
+
+def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]]) -> set[Any]:
+    """Settle a rendered batch: store each job's images, mark the jobs succeeded and capture
+    their quota, in one transaction of a few statements whatever the batch's size. Returns
+    the ids of the jobs settled; a job no longer this worker's to finish (cancelled, or
+    requeued by the sweeper) is skipped.
+
+    Files are written before the transaction (never hold a lock across I/O); those of
+    skipped jobs are removed again.
     """
-    names = []
-    for index, image in enumerate(images):
-        name = _image_name(job, index)
-        if default_storage.exists(name):
-            default_storage.delete(name)  # left by an attempt that died before committing
-        names.append(default_storage.save(name, ContentFile(image.png)))
+    names: dict[Any, list[str]] = {}
+    for job, images in results:
+        names[job.pk] = []
+        for index, image in enumerate(images):
+            name = _image_name(job, index)
+            if default_storage.exists(name):
+                default_storage.delete(name)  # left by an attempt that died before committing
+            names[job.pk].append(default_storage.save(name, ContentFile(image.png)))
     now = timezone.now()
-    expires_at = now + timedelta(days=plan_for(job.workspace).retention_days)
+    retention = {
+        workspace_id: timedelta(days=plan_for(Workspace(pk=workspace_id)).retention_days)
+        for workspace_id in {job.workspace_id for job, _ in results}
+    }
     with transaction.atomic():
-        finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=worker).update(
-            status=Job.Status.SUCCEEDED, finished_at=now, progress=1.0
-        )
-        if finished == 1:
-            Image.objects.bulk_create(
-                Image(
-                    job=job,
-                    workspace_id=job.workspace_id,
-                    index=index,
-                    file=name,
-                    width=image.width,
-                    height=image.height,
-                    seed=image.seed,
-                    expires_at=expires_at,
-                )
-                for index, (name, image) in enumerate(zip(names, images, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(_SUCCEED_SQL, {"jobs": list(names), "worker": worker, "at": now})
+            finished = {row[0] for row in cursor.fetchall()}
+        Image.objects.bulk_create(
+            Image(
+                job=job,
+                workspace_id=job.workspace_id,
+                index=index,
+                file=name,
+                width=image.width,
+                height=image.height,
+                seed=image.seed,
+                expires_at=now + retention[job.workspace_id],
             )
-            quota_capture(job=job)
-    if finished != 1:
-        for name in names:
-            default_storage.delete(name)
-        return False
-    return True
+            for job, images in results
+            if job.pk in finished
+            for index, (name, image) in enumerate(zip(names[job.pk], images, strict=True))
+        )
+        quotas_capture(job_ids=list(finished))
+    for job_id, files in names.items():
+        if job_id not in finished:
+            for name in files:
+                default_storage.delete(name)
+    return finished
 
 
 @transaction.atomic

@@ -26,11 +26,11 @@ from generation.services import (
     GeneratedImage,
     images_expire,
     job_claim_batch,
-    job_complete,
     job_fail,
     job_heartbeat,
     job_progress,
     job_ticket_again,
+    jobs_complete,
     jobs_sweep,
     jobs_wake_waiting,
 )
@@ -175,8 +175,7 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
     throughput_record(
         images=sum(len(images) for images in rendered), seconds=time.monotonic() - started
     )
-    for job, images in zip(jobs, rendered, strict=True):
-        job_complete(job=job, worker=worker, images=images)
+    jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
 
 
 def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
