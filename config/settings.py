@@ -225,6 +225,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
 }
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+# Celery's Django fixup closes the database connection before and after every task unless
+# this is set, so each task (a no-op ticket too) paid for a new PostgreSQL connection. It
+# now recycles the connection only every this many tasks; config/celery.py closes stale or
+# broken ones around each task the way Django does between requests (DB_CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 1000
 
 # Generation
 # The committed demo model (manage.py train_demo_model); a deployment names a real one.
