@@ -172,10 +172,14 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
         for job in jobs:
             job_fail(job=job, worker=worker, code=code, message=message)
         return
-    throughput_record(
-        images=sum(len(images) for images in rendered), seconds=time.monotonic() - started
-    )
+    rendered_at = time.monotonic()
+    images = sum(len(images) for images in rendered)
+    throughput_record(images=images, seconds=rendered_at - started)
     jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
+    logger.info(
+        "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
+        len(jobs), images, (rendered_at - started) * 1000, (time.monotonic() - rendered_at) * 1000,
+    )  # fmt: skip
 
 
 def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
