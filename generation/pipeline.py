@@ -85,6 +85,9 @@ def load(model: str | None = None) -> StableDiffusionPipeline:
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         pipe.unet.set_attn_processor(AttnProcessor2_0())  # PyTorch's fused SDPA kernels
+        # NHWC convolutions, the layout GPU tensor cores prefer (diffusers' advice); a few
+        # percent faster on this CPU too, in an interleaved A/B with the demo model.
+        pipe.unet.to(memory_format=torch.channels_last)
         if settings.GENERATION_COMPILE:
             pipe.unet = torch.compile(pipe.unet)
         logger.info("Loaded %s on %s", model, device)
