@@ -38,6 +38,7 @@ from generation.services import (
 logger = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes for a batch
+DRAIN_SECONDS = 30.0  # how long one ticket keeps its worker taking batch after batch
 
 
 class BatchTimedOut(Exception):
@@ -77,22 +78,28 @@ def _warm_up(**kwargs: object) -> None:
 
 @shared_task(name="generation.run_job", acks_late=True, ignore_result=True)
 def run_job(job_id: str) -> None:
-    """A ticket to run the next batch of queued jobs.
+    """A ticket to run queued jobs: the next batch, and more while there is work.
 
-    Every admitted job sends one. The batch is chosen from the database in fair order
-    (generation.services.job_claim_batch); a ticket whose job already ran in an earlier
-    batch does nothing, and one whose job was passed over is sent again.
+    Every admitted job sends one; it wakes a worker, and the database decides what runs
+    (generation.services.job_claim_batch, in fair order). The worker keeps claiming batches
+    for up to DRAIN_SECONDS, so the GPU does not wait for a message between batches; the
+    tickets of jobs that ran meanwhile do nothing, and one whose job was passed over is
+    sent again.
     """
     if not Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).exists():
         return  # its job already ran in an earlier batch (or was cancelled)
     worker = worker_id()
-    jobs = job_claim_batch(
+    ran: set[str] = set()
+    deadline = time.monotonic() + DRAIN_SECONDS
+    # Until nothing is left that it may take (held-back jobs are woken when others end).
+    while jobs := job_claim_batch(
         worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
-    )
-    if not jobs:
-        return  # held back by its workspace's in-flight cap: woken when a running job ends
-    run_batch(jobs, worker=worker)
-    if job_id not in {str(job.pk) for job in jobs}:
+    ):
+        run_batch(jobs, worker=worker)
+        ran.update(str(job.pk) for job in jobs)
+        if time.monotonic() >= deadline:
+            break
+    if ran and job_id not in ran:
         # Fair order ran other jobs first: this job still needs a ticket of its own.
         job_ticket_again(job_id=job_id)
 
