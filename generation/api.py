@@ -207,7 +207,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
             # A request the window cannot hold is refused before anything is written (the
             # reservation in job_submit stays the authority under concurrency).
             request.quota = quota_status(workspace=workspace, plan=plan)
-            if request.quota.used + params["num_images"] > request.quota.limit:
+            if params["num_images"] > request.quota.remaining:
                 raise QuotaExceeded(limit=request.quota.limit, reset_at=request.quota.reset_at)
             policy_check(workspace=workspace, user=request.user, prompt=params["prompt"])
             place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
