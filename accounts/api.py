@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey, User
 from accounts.selectors import api_keys_for, workspaces_for
 from accounts.services import api_key_create, api_key_revoke, user_signup
-from config.api_errors import ApiError
+from config.errors import DomainError
 from config.serializers import StrictSerializer
 
 
@@ -62,11 +62,15 @@ class SignupApi(APIView):
         data = SignupInput(data=request.data)
         data.is_valid(raise_exception=True)
         if User.objects.filter(email__iexact=data.validated_data["email"]).exists():
-            raise ApiError("An account with this email exists.", code="email_taken", param="email")
+            raise DomainError(
+                "An account with this email exists.", code="email_taken", param="email"
+            )
         try:
             user = user_signup(**data.validated_data)
         except DjangoValidationError as exc:
-            raise ApiError(" ".join(exc.messages), code="weak_password", param="password") from None
+            raise DomainError(
+                " ".join(exc.messages), code="weak_password", param="password"
+            ) from None
         workspace = workspaces_for(user).first()
         _key, secret = api_key_create(workspace=workspace, user=user, name="first key")
         body = {**_me(user, workspace), "api_key": secret}
@@ -88,7 +92,7 @@ class LoginApi(APIView):
             password=data.validated_data["password"],
         )
         if user is None:
-            raise ApiError("Wrong email or password.", code="invalid_credentials", status_code=401)
+            raise DomainError("Wrong email or password.", code="invalid_credentials")
         login(request._request, user)
         return Response(_me(user, workspaces_for(user).first()))
 

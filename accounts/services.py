@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, Membership, User, Workspace
-from config.api_errors import ApiError
+from config.errors import DomainError
 
 API_KEY_PREFIX = "atl"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -112,15 +112,14 @@ def invitation_create(
 ) -> Invitation:
     """Invite `email` to a team workspace. `allows_teams` is the workspace's plan's say."""
     if workspace.personal or not allows_teams:
-        raise ApiError(
+        raise DomainError(
             "Members can be invited to a team workspace on a plan with teams. "
             "Upgrade this workspace's plan to invite people.",
             code="teams_need_paid_plan",
-            status_code=403,
         )
     email = User.objects.normalize_email(email).lower()
     if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
-        raise ApiError(f"{email} is already a member.", code="already_member", param="email")
+        raise DomainError(f"{email} is already a member.", code="already_member", param="email")
     invitation, _ = Invitation.objects.get_or_create(
         workspace=workspace,
         email=email,
@@ -134,10 +133,9 @@ def invitation_create(
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the invited workspace. Only the invited address can accept, and only once."""
     if user.email.lower() != invitation.email.lower():
-        raise ApiError(
+        raise DomainError(
             f"This invitation is for {invitation.email}. Sign in with that address to accept it.",
             code="invitation_wrong_user",
-            status_code=403,
         )
     accepted = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
         accepted_at=timezone.now(), accepted_by=user
@@ -145,9 +143,7 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if not accepted:  # a second click on the link is fine; someone else's use is not
         membership = Membership.objects.filter(user=user, workspace=invitation.workspace).first()
         if membership is None:
-            raise ApiError(
-                "This invitation was already used.", code="invitation_used", status_code=409
-            )
+            raise DomainError("This invitation was already used.", code="invitation_used")
         return membership
     membership, _ = Membership.objects.get_or_create(
         user=user, workspace=invitation.workspace, defaults={"role": invitation.role}

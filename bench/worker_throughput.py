@@ -76,11 +76,11 @@ def through_the_platform(batch_size: int, model: str) -> float:
     space, plan = workspace()
     ids = []
     for n in range(JOBS):
-        job, _ = job_submit(
+        job = job_submit(
             workspace=space, user=None, api_key=None, plan=plan, model=model,
             params=dict(prompt=f"a red circle {n}", width=SIZE, height=SIZE, steps=STEPS,
                         guidance=GUIDANCE, num_images=1, seed=n),
-        )  # fmt: skip
+        ).job  # fmt: skip
         ids.append(job.pk)
     log = open(Path(tempfile.gettempdir()) / f"bench-worker-{batch_size}.log", "wb")  # noqa: SIM115
     hostname = f"bench-{uuid.uuid4().hex[:6]}@localhost"

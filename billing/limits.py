@@ -4,65 +4,74 @@ minute, and OpenAI-style X-RateLimit-*-Images for the image quota."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from django.utils import timezone
 from django_ratelimit.core import get_usage
-from rest_framework.request import Request
 
+from accounts.models import Workspace
 from billing.models import Plan
 from billing.selectors import QuotaStatus
-from config.api_errors import ApiError
+from config.durations import compact_duration
+from config.errors import DomainError
 
 SUBMIT_GROUP = "generation.submit"
 
 
-class RateLimited(ApiError):
+@dataclass(frozen=True)
+class RateUsage:
+    """A workspace's submissions in the current minute."""
+
+    count: int
+    limit: int
+    reset: int  # seconds until the window starts again
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.count, 0)
+
+
+class RateLimited(DomainError):
+    code = "rate_limit_exceeded"
+
     def __init__(self, *, limit: int, retry_after: int) -> None:
         super().__init__(
             f"Rate limit of {limit} requests per minute reached. Retry in {retry_after} s.",
-            code="rate_limit_exceeded",
-            status_code=429,
-            headers={"Retry-After": str(retry_after)},
+            limit=limit,
+            retry_after=retry_after,
         )
 
 
-def submit_rate_usage(request: Request, plan: Plan, *, increment: bool) -> dict[str, Any]:
-    workspace_key = str(request.workspace.pk)
+def submit_rate_usage(*, workspace: Workspace, plan: Plan, increment: bool) -> RateUsage:
+    """The workspace's submissions this minute (counting one more when `increment`)."""
+    workspace_key = str(workspace.pk)
     usage = get_usage(
-        request,
+        None,  # keyed by workspace alone: django-ratelimit needs no request for that
         group=SUBMIT_GROUP,
-        key=lambda group, req: workspace_key,
+        key=lambda group, request: workspace_key,
         rate=f"{plan.requests_per_minute}/m",
         increment=increment,
     )
     if usage is None:
-        return {"count": 0, "limit": plan.requests_per_minute, "reset": 60}
+        return RateUsage(count=0, limit=plan.requests_per_minute, reset=60)
     # django-ratelimit's window still counts at time_left == 0; it resets one second later.
-    return {**usage, "reset": usage["time_left"] + 1}
+    return RateUsage(count=usage["count"], limit=usage["limit"], reset=usage["time_left"] + 1)
 
 
-def submit_rate_check(request: Request, plan: Plan) -> dict[str, Any]:
+def submit_rate_check(*, workspace: Workspace, plan: Plan) -> RateUsage:
     """Count one submission; raise RateLimited (429 with Retry-After) past the plan's rate."""
-    usage = submit_rate_usage(request, plan, increment=True)
-    if usage["count"] > usage["limit"]:
-        raise RateLimited(limit=usage["limit"], retry_after=usage["reset"])
+    usage = submit_rate_usage(workspace=workspace, plan=plan, increment=True)
+    if usage.count > usage.limit:
+        raise RateLimited(limit=usage.limit, retry_after=usage.reset)
     return usage
 
 
-def _reset_text(seconds: int) -> str:
-    hours, rest = divmod(max(seconds, 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{secs}s"
-
-
-def limit_headers(*, usage: dict[str, Any], quota: QuotaStatus) -> dict[str, str]:
-    remaining = max(usage["limit"] - usage["count"], 0)
+def limit_headers(*, usage: RateUsage, quota: QuotaStatus) -> dict[str, str]:
     reset = max(int((quota.reset_at - timezone.now()).total_seconds()), 0)
     return {
-        "RateLimit-Policy": f'"minute";q={usage["limit"]};w=60',
-        "RateLimit": f'"minute";r={remaining};t={usage["reset"]}',
+        "RateLimit-Policy": f'"minute";q={usage.limit};w=60',
+        "RateLimit": f'"minute";r={usage.remaining};t={usage.reset}',
         "X-RateLimit-Limit-Images": str(quota.limit),
         "X-RateLimit-Remaining-Images": str(quota.remaining),
-        "X-RateLimit-Reset-Images": _reset_text(reset),
+        "X-RateLimit-Reset-Images": compact_duration(reset),
     }

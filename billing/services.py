@@ -17,32 +17,25 @@ from django.utils import timezone
 
 from billing.models import QuotaCounter, QuotaLedgerEntry
 from billing.selectors import OVERRIDE_SQL
-from config.api_errors import ApiError
+from config.durations import duration_text
+from config.errors import DomainError
 
 
-class QuotaExceeded(ApiError):
+class QuotaExceeded(DomainError):
+    code = "quota_exceeded"
+
     def __init__(self, *, limit: int, reset_at: datetime) -> None:
         wait = max(int((reset_at - timezone.now()).total_seconds()), 1)
         super().__init__(
             f"You have used all {limit} images of your quota. It resets at "
             f"{reset_at:%Y-%m-%d %H:%M} UTC (in {duration_text(wait)}). "
             "Upgrade your plan for a larger quota.",
-            code="quota_exceeded",
-            status_code=429,
-            headers={"Retry-After": str(wait)},
-            extra={"reset_at": reset_at.isoformat()},
+            limit=limit,
+            reset_at=reset_at,
+            retry_after=wait,
         )
         self.limit = limit
         self.reset_at = reset_at
-
-
-def duration_text(seconds: int) -> str:
-    """A wait as a person reads it: "5 h 12 min", "3 min"."""
-    hours, rest = divmod(seconds, 3600)
-    minutes = rest // 60
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{max(minutes, 1)} min"
 
 
 # One statement admits or refuses, under any concurrency never past the limit: the limit in

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import stripe
 from django.conf import settings
 
-from config.api_errors import ApiError
+from config.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -20,26 +20,26 @@ T = TypeVar("T")
 HTTP_CLIENT: stripe.HTTPClient | None = None
 
 
-class BillingNotConfigured(ApiError):
+class BillingNotConfigured(DomainError):
+    code = "billing_not_configured"
+
     def __init__(self) -> None:
         super().__init__(
             "Billing is not set up on this server: no Stripe key is configured. Everything "
-            "else works, and this workspace keeps its current plan.",
-            code="billing_not_configured",
-            status_code=501,
+            "else works, and this workspace keeps its current plan."
         )
 
 
-class StripeRequestFailed(ApiError):
+class StripeRequestFailed(DomainError):
     """Stripe refused or did not answer; nothing was changed on our side."""
+
+    code = "stripe_error"
 
     def __init__(self, *, action: str, error: stripe.StripeError) -> None:
         reason = error.user_message or "it did not answer"
         super().__init__(
             f"Stripe could not {action}: {reason.rstrip('.')}. Nothing was changed or "
-            "charged; please try again in a moment.",
-            code="stripe_error",
-            status_code=502,
+            "charged; please try again in a moment."
         )
 
 

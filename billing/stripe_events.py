@@ -32,7 +32,7 @@ from billing.stripe_client import (
     billing_enabled,
     stripe_client,
 )
-from config.api_errors import ApiError
+from config.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,8 @@ INVOICE_EVENTS = {"invoice.paid", "invoice.payment_succeeded", "invoice.payment_
 STALE_START = timedelta(minutes=10)
 
 
-class WebhookRejected(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="invalid_signature", status_code=400)
+class WebhookRejected(DomainError):
+    code = "invalid_signature"
 
 
 class UnknownPrice(Exception):

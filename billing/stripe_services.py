@@ -20,7 +20,7 @@ from accounts.models import User, Workspace
 from billing.models import Plan, Subscription
 from billing.selectors import default_plan
 from billing.stripe_client import as_dict, stripe_call, stripe_client
-from config.api_errors import ApiError
+from config.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def checkout_session_start(
     client = stripe_client()
     plan = Plan.objects.filter(slug=plan_slug, is_default=False).first()
     if plan is None or not plan.stripe_price_id:
-        raise ApiError(
+        raise DomainError(
             f"There is no paid plan {plan_slug!r} to subscribe to.",
             code="plan_not_available",
             param="plan",
@@ -97,11 +97,10 @@ def checkout_session_start(
             Subscription.Status.INCOMPLETE,
         )
     ):
-        raise ApiError(
+        raise DomainError(
             "This workspace already has a subscription. Change or cancel it in the billing "
             "portal (POST /api/v1/billing/portal).",
             code="already_subscribed",
-            status_code=409,
         )
     customer_id = billing_customer_ensure(workspace=workspace, user=user)
     workspace_meta = {"workspace_id": str(workspace.pk)}
@@ -135,11 +134,10 @@ def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = 
         .first()
     )
     if not customer_id:
-        raise ApiError(
+        raise DomainError(
             "This workspace has no billing account yet: subscribe to a plan first "
             "(POST /api/v1/billing/checkout).",
             code="no_billing_account",
-            status_code=409,
         )
     session = stripe_call(
         "open the billing portal",

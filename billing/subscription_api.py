@@ -22,7 +22,8 @@ from billing.selectors import billing_overview
 from billing.stripe_client import billing_enabled
 from billing.stripe_events import stripe_webhook_receive
 from billing.stripe_services import checkout_session_start, portal_session_start
-from config.api_errors import ApiError, error_body
+from config.api_errors import domain_error_response, error_body
+from config.errors import DomainError
 from config.serializers import StrictSerializer
 
 
@@ -30,10 +31,9 @@ class IsWorkspaceOwner(BasePermission):
     def has_permission(self, request: Request, view: object) -> bool:
         membership = membership_of(request.user, request.workspace)
         if membership is None or membership.role != Membership.Role.OWNER:
-            raise ApiError(
+            raise DomainError(
                 "Only the workspace's owner can manage its billing.",
                 code="owner_required",
-                status_code=403,
             )
         return True
 
@@ -122,18 +122,14 @@ class StripeWebhookView(View):
             result = stripe_webhook_receive(
                 payload=request.body, signature=request.headers.get("Stripe-Signature")
             )
-        except ApiError as error:
-            body = error_body(
-                code=error.error_code, message=str(error.detail), status_code=error.status_code
-            )
-            return JsonResponse(body, status=error.status_code)
+        except DomainError as error:
+            return domain_error_response(error)
         event = result.event
         if event.status == event.Status.FAILED and not result.duplicate:
             # A 500 makes Stripe deliver it again later; the redelivery retries processing.
             body = error_body(
                 code="webhook_processing_failed",
                 message=f"Event {event.event_id} was stored but could not be processed.",
-                status_code=500,
             )
             return JsonResponse(body, status=500)
         return JsonResponse(

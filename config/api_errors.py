@@ -6,6 +6,7 @@ It is the shape OpenAI's API uses, so clients written for that API understand ou
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -13,6 +14,8 @@ from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions
 from rest_framework.response import Response
+
+from config.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -31,25 +34,64 @@ _TYPE_BY_STATUS = {
 }
 
 
-class ApiError(exceptions.APIException):
-    """An error with a stable machine-readable code, raised by services and views."""
+# The one table from a domain error's code to its HTTP status; any other code is a 400.
+# Retry-After comes from the error's `retry_after` fact, whatever its code.
+STATUS_BY_CODE = {
+    "invalid_credentials": 401,
+    "workspace_suspended": 403,
+    "teams_need_paid_plan": 403,
+    "invitation_wrong_user": 403,
+    "owner_required": 403,
+    "url_expired": 403,
+    "invalid_image_url": 403,
+    "model_not_found": 404,
+    "idempotency_key_reused": 409,
+    "job_not_cancellable": 409,
+    "job_not_retryable": 409,
+    "invitation_used": 409,
+    "already_subscribed": 409,
+    "no_billing_account": 409,
+    "policy_refused": 422,
+    "quota_exceeded": 429,
+    "rate_limit_exceeded": 429,
+    "billing_not_configured": 501,
+    "stripe_error": 502,
+    "overloaded": 503,
+    "free_tier_paused": 503,
+    "service_unavailable": 503,
+}
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        status_code: int = 400,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.param = param
-        self.headers = headers or {}
-        self.extra = extra or {}
+
+def http_status(error: DomainError) -> int:
+    return STATUS_BY_CODE.get(error.code, 400)
+
+
+def http_headers(error: DomainError) -> dict[str, str]:
+    retry_after = error.retry_after
+    return {"Retry-After": str(max(retry_after, 1))} if retry_after is not None else {}
+
+
+def _json_fact(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def domain_error_body(error: DomainError) -> dict[str, Any]:
+    """The error shape, with the error's facts beside code and message."""
+    facts = {name: _json_fact(value) for name, value in error.facts.items()}
+    return error_body(
+        code=error.code,
+        message=error.message,
+        status_code=http_status(error),
+        param=error.param,
+        **facts,
+    )
+
+
+def domain_error_response(error: DomainError) -> JsonResponse:
+    """For views outside DRF (the Stripe webhook, middleware)."""
+    return JsonResponse(
+        domain_error_body(error), status=http_status(error), headers=http_headers(error)
+    )
 
 
 def error_body(
@@ -63,34 +105,27 @@ def error_body(
     }
 
 
-def _flatten_validation(detail: Any, prefix: str = "") -> list[tuple[str | None, str]]:
+def flatten_validation(detail: Any, prefix: str = "") -> list[tuple[str | None, str]]:
     """Turn DRF's nested validation detail into (field, message) pairs."""
     if isinstance(detail, dict):
         pairs: list[tuple[str | None, str]] = []
         for field, value in detail.items():
             name = field if field != "non_field_errors" else ""
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
-            pairs.extend(_flatten_validation(value, path))
+            pairs.extend(flatten_validation(value, path))
         return pairs
     if isinstance(detail, list):
         pairs = []
         for item in detail:
-            pairs.extend(_flatten_validation(item, prefix))
+            pairs.extend(flatten_validation(item, prefix))
         return pairs
     return [(prefix or None, str(detail))]
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, ApiError):
-        body = error_body(
-            code=exc.error_code,
-            message=str(exc.detail),
-            status_code=exc.status_code,
-            param=exc.param,
-            **exc.extra,
-        )
-        return Response(body, status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, DomainError):
+        return Response(domain_error_body(exc), status=http_status(exc), headers=http_headers(exc))
     if isinstance(exc, Ratelimited):
         body = error_body(
             code="rate_limited",
@@ -104,7 +139,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.PermissionDenied()
 
     if isinstance(exc, exceptions.ValidationError):
-        pairs = _flatten_validation(exc.detail)
+        pairs = flatten_validation(exc.detail)
         param = pairs[0][0] if pairs else None
         message = "; ".join(f"{field}: {msg}" if field else msg for field, msg in pairs)
         body = error_body(code="invalid_request", message=message, status_code=400, param=param)

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.admission import operator_switches_update
 from generation.models import Image, Job, OperatorSwitches, PolicyRefusal, PolicyRule
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
@@ -45,8 +45,8 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 retry = operator_job_retry(actor=request.user, job=job)
                 self.message_user(request, f"Job {job.pk} resubmitted as {retry.pk}.")
-            except ApiError as error:
-                self.message_user(request, f"Job {job.pk}: {error.detail}", messages.ERROR)
+            except DomainError as error:
+                self.message_user(request, f"Job {job.pk}: {error.message}", messages.ERROR)
 
     @admin.action(description="Refund the selected jobs' images to their quota")
     def refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -25,7 +25,7 @@ from django.db import connection
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.models import Job, OperatorSwitches
 from generation.selectors import QueuePlace
 from generation.services import TURNS_SQL, fair_share_since
@@ -46,15 +46,11 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-class Overloaded(ApiError):
-    def __init__(self, *, retry_after: int, message: str, code: str = "overloaded") -> None:
-        super().__init__(
-            message,
-            code=code,
-            status_code=503,
-            headers={"Retry-After": str(retry_after)},
-            extra={"retry_after": retry_after},
-        )
+class Overloaded(DomainError):
+    code = "overloaded"
+
+    def __init__(self, *, retry_after: int, message: str, code: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
 
 
 # Operator switches

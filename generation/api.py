@@ -13,23 +13,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.limits import limit_headers, submit_rate_check, submit_rate_usage
+from billing.limits import limit_headers, submit_rate_usage
 from billing.models import Lane, Plan
 from billing.selectors import plan_for, quota_status
-from billing.services import QuotaExceeded
-from config.api_errors import ApiError
+from config.errors import DomainError
 from config.serializers import StrictSerializer
-from generation.admission import (
-    admission_check,
-    lane_wait_estimate,
-    live_workers,
-    operator_switches,
-)
+from generation.admission import lane_wait_estimate, live_workers, operator_switches
 from generation.model_info import model_info
 from generation.models import Image, Job
-from generation.policy import policy_check
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
-from generation.services import MAX_SEED, job_cancel, job_submit
+from generation.services import MAX_SEED, job_cancel
+from generation.submission import Admission, job_request_admit
 from generation.uploads import fit_size, png_file, upload_decode
 
 
@@ -142,26 +136,32 @@ class JobOutput(serializers.ModelSerializer):
 
 
 class WorkspaceLimitsMixin:
-    """Adds the rate-limit and quota headers to every response of a generation API."""
+    """Adds the rate-limit and quota headers to every response of a generation API.
 
-    rate_usage: dict[str, Any] | None = None
+    A view that admitted a request keeps its Admission, whose numbers the headers reuse;
+    otherwise (a read, or a refusal) they are read afresh."""
+
+    admission: Admission | None = None
+    _plan: Plan | None = None
 
     def plan(self, request: Request) -> Plan:
-        if not hasattr(request, "plan"):
-            request.plan = plan_for(request.workspace)
-        return request.plan
+        if self._plan is None:
+            self._plan = plan_for(request.workspace)
+        return self._plan
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-        if getattr(request, "workspace", None) is not None:
+        workspace = getattr(request, "workspace", None)
+        if workspace is not None:
             plan = self.plan(request)
-            usage = self.rate_usage or submit_rate_usage(request, plan, increment=False)
-            quota = getattr(request, "quota", None) or quota_status(
-                workspace=request.workspace, plan=plan
-            )
-            for name, value in limit_headers(usage=usage, quota=quota).items():
+            admission = self.admission
+            rate = admission.rate if admission else None
+            quota = admission.quota if admission else None
+            rate = rate or submit_rate_usage(workspace=workspace, plan=plan, increment=False)
+            quota = quota or quota_status(workspace=workspace, plan=plan)
+            for name, value in limit_headers(usage=rate, quota=quota).items():
                 response[name] = value
         banner = operator_switches().banner
         if banner:
@@ -177,57 +177,34 @@ class JobPagination(CursorPagination):
 
 
 class GenerationSubmitMixin(WorkspaceLimitsMixin):
-    """The one admission path of every API that creates jobs: the native API and the
-    OpenAI-compatible one (generation/openai_api.py) both submit through `submit`."""
+    """Hands a validated request to the one admission service (generation/submission.py)."""
 
-    def submit(
-        self,
-        request: Request,
-        data: Any,
-        *,
-        kind: str = Job.Kind.TEXT_TO_IMAGE,
-        extra: dict[str, Any] | None = None,
-        serializer_class: type[GenerationInput] = GenerationInput,
-    ) -> tuple[Job, bool]:
-        """Suspension, rate limit, validation against the plan, then job_submit (quota)."""
-        workspace = request.workspace
-        if workspace.is_suspended:
-            raise ApiError(
-                "This workspace is suspended.", code="workspace_suspended", status_code=403
-            )
-        plan = self.plan(request)
-        self.rate_usage = submit_rate_check(request, plan)
-        validated = serializer_class(data=data, context={"plan": plan})
-        validated.is_valid(raise_exception=True)
-        params = {"kind": kind, **validated.validated_data, **(extra or {})}
-        key = idempotency_key(request)
-        place = None
-        if not (key and jobs_for(workspace).filter(idempotency_key=key).exists()):
-            # A replay returns its job (or a 409) below; anything new passes these first.
-            # A request the window cannot hold is refused before anything is written (the
-            # reservation in job_submit stays the authority under concurrency).
-            request.quota = quota_status(workspace=workspace, plan=plan)
-            if params["num_images"] > request.quota.remaining:
-                raise QuotaExceeded(limit=request.quota.limit, reset_at=request.quota.reset_at)
-            policy_check(workspace=workspace, user=request.user, prompt=params["prompt"])
-            place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
-        try:
-            job, created = job_submit(
-                workspace=workspace,
-                user=request.user,
-                api_key=request.api_key,
-                plan=plan,
-                model=settings.GENERATION_MODEL,
-                params=params,
-                idempotency_key=key,
-            )
-        except QuotaExceeded:
-            request.quota = None  # a concurrent request took the rest: the headers re-read
-            raise
-        request.quota = getattr(job, "quota_after", None)
-        # The new job's queue place, worked out by admission: the response needn't ask again.
-        self.queue_places = {job.pk: place} if created and place else {}
-        return job, created
+    def admit(self, request: Request, params: dict[str, Any]) -> Admission:
+        self.admission = job_request_admit(
+            workspace=request.workspace,
+            user=request.user,
+            api_key=request.api_key,
+            plan=self.plan(request),
+            params=params,
+            idempotency_key=idempotency_key(request),
+        )
+        return self.admission
+
+    def validated(
+        self, request: Request, data: Any, serializer_class: type[GenerationInput]
+    ) -> dict[str, Any]:
+        serializer = serializer_class(data=data, context={"plan": self.plan(request)})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def admitted_response(self, request: Request, admission: Admission) -> Response:
+        job = admission.job
+        if admission.created:
+            job._prefetched_objects_cache = {"images": Image.objects.none()}  # none made yet
+        headers = {} if admission.created else {"Idempotent-Replayed": "true"}
+        places = {job.pk: admission.place} if admission.place else {}
+        body = JobOutput(job, context={"request": request, "queue_places": places}).data
+        return Response(body, status=202 if admission.created else 200, headers=headers)
 
 
 class GenerationListCreateApi(GenerationSubmitMixin, APIView):
@@ -238,13 +215,9 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
         return paginator.get_paginated_response(data)
 
     def post(self, request: Request) -> Response:
-        job, created = self.submit(request, request.data)
-        if created:
-            job._prefetched_objects_cache = {"images": Image.objects.none()}  # none made yet
-        headers = {} if created else {"Idempotent-Replayed": "true"}
-        context = {"request": request, "queue_places": self.queue_places}
-        body = JobOutput(job, context=context).data
-        return Response(body, status=202 if created else 200, headers=headers)
+        params = self.validated(request, request.data, GenerationInput)
+        admission = self.admit(request, {"kind": Job.Kind.TEXT_TO_IMAGE, **params})
+        return self.admitted_response(request, admission)
 
 
 class EditCreateApi(GenerationSubmitMixin, APIView):
@@ -253,19 +226,15 @@ class EditCreateApi(GenerationSubmitMixin, APIView):
     parser_classes = [MultiPartParser]
 
     def post(self, request: Request) -> Response:
-        job, created = self.submit(
-            request, request.data, kind=Job.Kind.EDIT, serializer_class=EditInput
-        )
-        headers = {} if created else {"Idempotent-Replayed": "true"}
-        context = {"request": request, "queue_places": self.queue_places}
-        body = JobOutput(job, context=context).data
-        return Response(body, status=202 if created else 200, headers=headers)
+        params = self.validated(request, request.data, EditInput)
+        admission = self.admit(request, {"kind": Job.Kind.EDIT, **params})
+        return self.admitted_response(request, admission)
 
 
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
-        raise ApiError(
+        raise DomainError(
             "Idempotency-Key must be 1 to 255 characters.",
             code="invalid_request",
             param="Idempotency-Key",

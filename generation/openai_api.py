@@ -1,8 +1,8 @@
 """The OpenAI-compatible images API: /v1/images/generations, /v1/images/edits and /v1/models.
 
 Tools written for OpenAI's images API work against Atelier by changing the base URL and the
-key. A request is admitted by the native API's own path (GenerationSubmitMixin.submit: rate
-limit, plan limits, policy, admission, quota), so both APIs refuse and charge alike; then the
+key. A request is admitted by the one admission service (generation/submission.py: rate
+limit, plan limits, policy, overload, quota), so both APIs refuse and charge alike; then the
 view waits for the job on the event loop (generation/waiting.py) and answers in OpenAI's
 shape. Errors are the shared {"error": {...}} shape, which is OpenAI's, with OpenAI's
 parameter names and status codes.
@@ -32,7 +32,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
-from config.api_errors import ApiError, error_body
+from config.api_errors import error_body
+from config.errors import DomainError
 from config.serializers import StrictSerializer
 from generation.api import EditInput, GenerationInput, GenerationSubmitMixin
 from generation.models import Image, Job
@@ -242,12 +243,8 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
     def post(self, request: Request) -> Response:
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
-        job, _created = self.submit(
-            request,
-            data.generation_params(),
-            kind=self.kind,
-            serializer_class=self.serializer_class,
-        )
+        params = self.validated(request, data.generation_params(), self.serializer_class)
+        job = self.admit(request, {"kind": self.kind, **params}).job
         admitted = {
             "job_id": str(job.id),
             "response_format": data.validated_data["response_format"],
@@ -262,9 +259,9 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
                     errors if isinstance(errors, list) else [errors]
                 )
             exc = exceptions.ValidationError(renamed)
-        elif isinstance(exc, ApiError) and exc.status_code == 422:
-            exc.status_code = 400  # OpenAI refuses a prompt (content policy) with a 400
         response = super().handle_exception(exc)
+        if isinstance(exc, DomainError) and exc.code == "policy_refused":
+            response.status_code = 400  # OpenAI refuses a prompt (content policy) with a 400
         code = (
             response.data.get("error", {}).get("code") if isinstance(response.data, dict) else None
         )
@@ -425,13 +422,9 @@ class SignedImageContentApi(APIView):
         try:
             signer.unsign(f"{image_id}:{token}", max_age=settings.OPENAI_IMAGE_URL_TTL)
         except signing.SignatureExpired:
-            raise ApiError(
-                "This image URL has expired.", code="url_expired", status_code=403
-            ) from None
+            raise DomainError("This image URL has expired.", code="url_expired") from None
         except signing.BadSignature:
-            raise ApiError(
-                "This image URL is not valid.", code="invalid_signature", status_code=403
-            ) from None
+            raise DomainError("This image URL is not valid.", code="invalid_signature") from None
         image = Image.objects.filter(pk=image_id).first()
         if image is None:
             raise Http404
@@ -464,7 +457,5 @@ class ModelDetailApi(APIView):
     )
     def get(self, request: Request, model_id: str) -> Response:
         if model_id not in (served_model_id(), *OPENAI_MODEL_ALIASES):
-            raise ApiError(
-                f"The model {model_id!r} does not exist.", code="model_not_found", status_code=404
-            )
+            raise DomainError(f"The model {model_id!r} does not exist.", code="model_not_found")
         return Response({**model_object(), "id": model_id})

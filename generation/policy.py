@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from accounts.models import User, Workspace
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.models import PolicyRefusal, PolicyRule
 
 # A leading phrase that asks for an imitation, replaced together with the term.
@@ -62,19 +62,17 @@ def policy_match(prompt: str, rules: list[PolicyRule]) -> PolicyMatch | None:
     return None
 
 
-class PolicyRefused(ApiError):
+class PolicyRefused(DomainError):
+    code = "policy_refused"
+
     def __init__(self, match: PolicyMatch, prompt: str) -> None:
         rule = match.rule
         super().__init__(
             f"This request was refused: {rule.reason} {rule.suggestion}".strip(),
-            code="policy_refused",
-            status_code=422,
             param="prompt",
-            extra={
-                "reason": rule.reason,
-                "suggestion": rule.suggestion,
-                "suggested_prompt": match.rewrite(prompt) if rule.replacement else None,
-            },
+            reason=rule.reason,
+            suggestion=rule.suggestion,
+            suggested_prompt=match.rewrite(prompt) if rule.replacement else None,
         )
 
 

@@ -21,20 +21,27 @@ from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
 from billing.selectors import QuotaStatus, plan_for, plan_limit
 from billing.services import QuotaExceeded, quota_release, quota_reserve, quotas_capture
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.models import Image, Job
 
 MAX_SEED = 2**32 - 1
 
 
-class IdempotencyConflict(ApiError):
+class IdempotencyConflict(DomainError):
+    code = "idempotency_key_reused"
+
     def __init__(self) -> None:
         super().__init__(
             "This Idempotency-Key was already used with a different request body.",
-            code="idempotency_key_reused",
-            status_code=409,
             param="Idempotency-Key",
         )
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    created: bool  # False: an Idempotency-Key replay of an earlier job, charged nothing
+    quota: QuotaStatus | None  # where the workspace stands after this job (None on a replay)
 
 
 @dataclass(frozen=True)
@@ -64,17 +71,17 @@ def job_submit(
     model: str,
     params: dict[str, Any],
     idempotency_key: str | None = None,
-) -> tuple[Job, bool]:
+) -> Submission:
     """Admit a job: insert it, reserve its images, enqueue it after commit.
 
-    Returns (job, created). A repeated Idempotency-Key with the same parameters returns
+    A repeated Idempotency-Key with the same parameters returns
     the first job and charges nothing; with other parameters it raises a 409.
     """
     fingerprint = request_fingerprint(params)
     if idempotency_key:
         existing = Job.objects.filter(workspace=workspace, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replay(existing, fingerprint), False
+            return Submission(_replay(existing, fingerprint), created=False, quota=None)
 
     fields = dict(params)
     if fields.get("seed") is None:
@@ -98,7 +105,7 @@ def job_submit(
         except IntegrityError:
             # A concurrent request with the same key got there first.
             existing = Job.objects.get(workspace=workspace, idempotency_key=idempotency_key)
-            return _replay(existing, fingerprint), False
+            return Submission(_replay(existing, fingerprint), created=False, quota=None)
     else:
         job.save(force_insert=True)
 
@@ -116,10 +123,9 @@ def job_submit(
         if job.source_image:  # stored with the row, which the refusal rolls back
             job.source_image.delete(save=False)
         raise
-    # Where the workspace stands after this job, for the response's headers.
-    job.quota_after = QuotaStatus(plan, reservation.limit, reservation.used, window_start, reset_at)
     _job_enqueue_ticket(job)
-    return job, True
+    quota = QuotaStatus(plan, reservation.limit, reservation.used, window_start, reset_at)
+    return Submission(job, created=True, quota=quota)
 
 
 def _replay(job: Job, fingerprint: str) -> Job:
@@ -145,10 +151,8 @@ def job_cancel(*, job: Job) -> Job:
         return job
     if job.status == Job.Status.CANCELLED:
         return job
-    raise ApiError(
-        f"The job is {job.status} and can no longer be cancelled.",
-        code="job_not_cancellable",
-        status_code=409,
+    raise DomainError(
+        f"The job is {job.status} and can no longer be cancelled.", code="job_not_cancellable"
     )
 
 
@@ -458,19 +462,17 @@ def job_retry(*, job: Job) -> Job:
     """Submit a failed or cancelled job again as a new job with the same parameters and
     seed, under the workspace's plan now (its quota is reserved as for any job)."""
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
-        raise ApiError(
+        raise DomainError(
             f"The job is {job.status}; only failed or cancelled jobs can be retried.",
             code="job_not_retryable",
-            status_code=409,
         )
     params = {field: getattr(job, field) for field in RETRY_FIELDS}
     params["source_image"] = job.source_image.name or ""
-    retry, _ = job_submit(
+    return job_submit(
         workspace=job.workspace,
         user=job.user,
         api_key=None,
         plan=plan_for(job.workspace),
         model=job.model,
         params=params,
-    )
-    return retry
+    ).job

@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.db import connections
 
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.models import Job
 from generation.services import job_cancel
 
@@ -99,7 +99,7 @@ async def job_wait(job_id: str, *, timeout: float) -> Job:
 def _abandon(job_id: str) -> Job:
     job = Job.objects.get(pk=job_id)
     if not job.is_finished:
-        with contextlib.suppress(ApiError):  # it finished in the meantime
+        with contextlib.suppress(DomainError):  # it finished in the meantime
             job = job_cancel(job=job)
     return job
 

@@ -8,7 +8,7 @@ from django.db import models, transaction
 from accounts.models import ApiKey, User, Workspace
 from accounts.services import api_key_revoke, workspace_suspend, workspace_unsuspend
 from billing.services import quota_refund
-from config.api_errors import ApiError
+from config.errors import DomainError
 from generation.models import Job
 from generation.services import job_cancel, job_retry
 from operations.models import AuditEntry
@@ -30,7 +30,7 @@ def operator_job_cancel(*, actor: User, job: Job) -> bool:
     """Cancel a queued or running job; its images go back to the workspace's quota."""
     try:
         job_cancel(job=job)
-    except ApiError:
+    except DomainError:
         return False
     audit_record(actor=actor, action="job.cancel", target=job, detail="images released")
     return True

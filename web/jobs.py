@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.durations import wait_text
 from generation.models import Job
 from generation.selectors import job_queue_place
-from web.submit import wait_text
 
 
 def job_card_context(job: Job) -> dict[str, Any]:

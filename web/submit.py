@@ -1,8 +1,8 @@
-"""Submitting from a page through the API's one admission path, and refusals in words.
+"""Submitting from a page through the one admission service, and refusals in words.
 
-The pages never validate or admit on their own: they hand the form's fields to
-GenerationSubmitMixin.submit (suspension, rate limit, the plan's limits, policy, overload,
-quota) and show what it raised.
+The pages never admit on their own: they validate the form's fields with the API's own
+serializers (the plan's limits) and hand them to job_request_admit (suspension, rate limit,
+quota, policy, overload), then show the refusal it raised from its facts.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from billing.services import QuotaExceeded, duration_text
-from config.api_errors import ApiError, _flatten_validation
-from generation.api import GenerationInput, GenerationSubmitMixin
+from billing.models import Plan
+from billing.services import QuotaExceeded
+from config.api_errors import flatten_validation
+from config.durations import wait_text
+from config.errors import DomainError
+from generation.api import GenerationInput
 from generation.models import Job
+from generation.submission import job_request_admit
 
 # Refusals that a larger plan would have avoided: the page links to the billing page.
 UPGRADE_HELPS = ("quota_exceeded", "teams_need_paid_plan")
@@ -38,36 +41,31 @@ class Refusal:
     upgrade: bool = False
 
 
-def refusal_from(error: ApiError) -> Refusal:
-    extra = error.extra
-    reset_at = parse_datetime(str(extra["reset_at"])) if extra.get("reset_at") else None
-    retry = error.headers.get("Retry-After", "")
-    reason = extra.get("reason")
-    message = str(error.detail)
+def refusal_from(error: DomainError) -> Refusal:
+    facts = error.facts
+    reset_at = facts.get("reset_at")
+    reason = facts.get("reason")
+    message = error.message
     if reason:  # a policy refusal's message repeats its suggestion; the page shows them apart
         message = f"This request was refused: {reason}"
     elif isinstance(error, QuotaExceeded):  # the page says when it resets on its own line
         message = f"You have used all {error.limit} images of your quota."
+    retry_after = error.retry_after
     return Refusal(
-        code=error.error_code,
+        code=error.code,
         message=message,
-        suggestion=str(extra.get("suggestion") or ""),
-        suggested_prompt=str(extra.get("suggested_prompt") or ""),
+        suggestion=str(facts.get("suggestion") or ""),
+        suggested_prompt=str(facts.get("suggested_prompt") or ""),
         reset_at=reset_at,
-        retry_after=wait_text(int(retry)) if retry.isdigit() and not reset_at else "",
-        upgrade=error.error_code in UPGRADE_HELPS,
+        retry_after=wait_text(retry_after) if retry_after and not reset_at else "",
+        upgrade=error.code in UPGRADE_HELPS,
     )
-
-
-def wait_text(seconds: int) -> str:
-    """A short wait in words: "45 s", "3 min", "5 h 12 min"."""
-    return f"{seconds} s" if seconds < 60 else duration_text(seconds)
 
 
 def field_errors(error: serializers.ValidationError) -> dict[str, str]:
     """The serializer's errors by field name ("" for errors of the whole form)."""
     errors: dict[str, str] = {}
-    for field, message in _flatten_validation(error.detail):
+    for field, message in flatten_validation(error.detail):
         key = field or ""
         errors[key] = f"{errors[key]} {message}" if key in errors else message
     return errors
@@ -87,14 +85,21 @@ def page_submit(
     request: HttpRequest,
     data: dict[str, Any],
     *,
+    plan: Plan,
     kind: str = Job.Kind.TEXT_TO_IMAGE,
     serializer_class: type[GenerationInput] = GenerationInput,
 ) -> Job:
-    """Admit a job from a page exactly as the API would (raises ApiError or ValidationError)."""
-    job, _created = GenerationSubmitMixin().submit(
-        request, data, kind=kind, serializer_class=serializer_class
-    )
-    return job
+    """Admit a job from a page exactly as the API would (raises DomainError or
+    ValidationError)."""
+    serializer = serializer_class(data=data, context={"plan": plan})
+    serializer.is_valid(raise_exception=True)
+    return job_request_admit(
+        workspace=request.workspace,
+        user=request.user,
+        api_key=None,
+        plan=plan,
+        params={"kind": kind, **serializer.validated_data},
+    ).job
 
 
 def seconds_until(moment: datetime) -> int:

@@ -32,7 +32,8 @@ from accounts.services import (
 from billing.selectors import billing_overview, plan_for, quota_status, usage_history
 from billing.stripe_client import billing_enabled
 from billing.stripe_services import checkout_session_start, portal_session_start
-from config.api_errors import ApiError
+from config.api_errors import http_status
+from config.errors import DomainError
 from generation.api import EditInput
 from generation.model_info import model_info
 from generation.models import Job
@@ -91,17 +92,18 @@ def _submit_page(request: HttpRequest, *, edit: bool) -> HttpResponse:
     if request.method != "POST":
         return render(request, template, context)
     data = form_fields(request, EDIT_FIELDS if edit else GENERATION_FIELDS)
+    plan = context["plan"]
     try:
         if edit:
-            page_submit(request, data, kind=Job.Kind.EDIT, serializer_class=EditInput)
+            page_submit(request, data, plan=plan, kind=Job.Kind.EDIT, serializer_class=EditInput)
         else:
-            page_submit(request, data)
+            page_submit(request, data, plan=plan)
     except serializers.ValidationError as error:
         context.update(values=data, errors=field_errors(error))
         return render(request, template, context, status=400)
-    except ApiError as error:
+    except DomainError as error:
         context.update(values=data, refusal=refusal_from(error))
-        return render(request, template, context, status=error.status_code)
+        return render(request, template, context, status=http_status(error))
     return redirect(target)
 
 
@@ -133,8 +135,8 @@ def job_cancel_view(request: HttpRequest, job_id: str) -> HttpResponse:
     try:
         job_cancel(job=job)
         messages.success(request, "Cancelled; its images were given back to your quota.")
-    except ApiError as error:
-        messages.error(request, str(error.detail))
+    except DomainError as error:
+        messages.error(request, error.message)
     return redirect("web:edit" if job.kind == Job.Kind.EDIT else "web:studio")
 
 
@@ -193,8 +195,8 @@ def billing_checkout(request: HttpRequest) -> HttpResponse:
             user=request.user,
             plan_slug=request.POST.get("plan", ""),
         )
-    except ApiError as error:
-        messages.error(request, str(error.detail))
+    except DomainError as error:
+        messages.error(request, error.message)
         return redirect("web:billing")
     return redirect(checkout.url)
 
@@ -206,8 +208,8 @@ def billing_portal(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("Only the workspace's owner can manage its billing.")
     try:
         url = portal_session_start(workspace=request.workspace)
-    except ApiError as error:
-        messages.error(request, str(error.detail))
+    except DomainError as error:
+        messages.error(request, error.message)
         return redirect("web:billing")
     return redirect(url)
 
@@ -266,8 +268,8 @@ def team_invite(request: HttpRequest) -> HttpResponse:
     except serializers.ValidationError:
         messages.error(request, "Enter a valid email address.")
         return redirect("web:team")
-    except ApiError as error:
-        messages.error(request, str(error.detail))
+    except DomainError as error:
+        messages.error(request, error.message)
         return redirect("web:team")
     invitation_send(request, invitation)
     messages.success(request, f"Invitation sent to {invitation.email}.")
@@ -305,11 +307,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "web/invitation.html", {"invitation": invite})
     try:
         membership = invitation_accept(invitation=invite, user=request.user)
-    except ApiError as error:
+    except DomainError as error:
         return render(
             request,
             "web/invitation.html",
-            {"invitation": invite, "error": str(error.detail)},
+            {"invitation": invite, "error": error.message},
             status=error.status_code,
         )
     request.session[SESSION_WORKSPACE_KEY] = str(membership.workspace_id)

@@ -29,7 +29,6 @@ def workspace_required(view: View) -> View:
             raise PermissionDenied("You do not belong to any workspace.")
         request.workspace = workspace
         request.membership = membership_of(request.user, workspace)
-        request.api_key = None
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django import template
 
-from billing.services import duration_text
+from config.durations import duration_text
 from web.submit import seconds_until
 
 register = template.Library()

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         try:
             lines = stripe_plans_sync()
         except (BillingNotConfigured, StripeRequestFailed) as error:
-            raise CommandError(str(error.detail)) from error
+            raise CommandError(error.message) from error
         for line in lines:
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"{len(lines)} paid plan(s) in sync with Stripe."))

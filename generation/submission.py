@@ -1,0 +1,98 @@
+"""The one admission service: every way of asking for images comes through here.
+
+The native API, the OpenAI-compatible API and the web pages validate their input against
+the plan (generation/api.py's serializers), then call `job_request_admit`. It applies, in
+order, the checks that cost the least first, and refusals before the reservation write
+nothing:
+
+1. suspension (403 `workspace_suspended`),
+2. the plan's per-minute rate, keyed by workspace (429 `rate_limit_exceeded`),
+3. an Idempotency-Key replay returns its job, charging nothing (or 409 on another body),
+4. the quota read: a request the window cannot hold is refused (429 `quota_exceeded`),
+5. the content policy (422 `policy_refused`, with a suggested rewrite),
+6. overload control: the lane's wait against the plan's patience (503 with Retry-After),
+7. job_submit: the insert and the one conditional reservation, the authority under
+   concurrency (a concurrent request may still take the rest: 429).
+
+Errors are domain errors (config/errors.py); callers map them to HTTP or to sentences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import ApiKey, User, Workspace
+from billing.limits import RateUsage, submit_rate_check
+from billing.models import Plan
+from billing.selectors import QuotaStatus, quota_status
+from billing.services import QuotaExceeded
+from config.errors import DomainError
+from generation.admission import admission_check
+from generation.models import Job
+from generation.policy import policy_check
+from generation.selectors import QueuePlace
+from generation.services import job_submit
+
+
+class WorkspaceSuspended(DomainError):
+    code = "workspace_suspended"
+
+    def __init__(self) -> None:
+        super().__init__("This workspace is suspended.")
+
+
+@dataclass(frozen=True)
+class Admission:
+    job: Job
+    created: bool  # False: an Idempotency-Key replay, charged nothing
+    quota: QuotaStatus | None  # the workspace's quota after this request, when known
+    place: QueuePlace | None  # where a new job stands in the queue, when worked out
+    rate: RateUsage  # the workspace's submissions this minute, this one included
+
+
+def job_request_admit(
+    *,
+    workspace: Workspace,
+    user: User | None,
+    api_key: ApiKey | None,
+    plan: Plan,
+    params: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Admission:
+    """Admit a request for images (params validated against `plan`), or raise a DomainError.
+
+    A refusal costs nothing: no job, no quota, no stored upload."""
+    if workspace.is_suspended:
+        raise WorkspaceSuspended()
+    rate = submit_rate_check(workspace=workspace, plan=plan)
+    place = None
+    replay = bool(
+        idempotency_key
+        and Job.objects.filter(workspace=workspace, idempotency_key=idempotency_key).exists()
+    )
+    if not replay:
+        # A replay returns its job (or a 409) in job_submit; anything new passes these first.
+        quota = quota_status(workspace=workspace, plan=plan)
+        if params["num_images"] > quota.remaining:
+            raise QuotaExceeded(limit=quota.limit, reset_at=quota.reset_at)
+        policy_check(workspace=workspace, user=user, prompt=params["prompt"])
+        place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
+    submission = job_submit(
+        workspace=workspace,
+        user=user,
+        api_key=api_key,
+        plan=plan,
+        model=settings.GENERATION_MODEL,
+        params=params,
+        idempotency_key=idempotency_key,
+    )
+    return Admission(
+        job=submission.job,
+        created=submission.created,
+        quota=submission.quota,
+        place=place if submission.created else None,
+        rate=rate,
+    )
