@@ -130,6 +130,7 @@ class StripeWebhookView(View):
             body = error_body(
                 code="webhook_processing_failed",
                 message=f"Event {event.event_id} was stored but could not be processed.",
+                status_code=500,
             )
             return JsonResponse(body, status=500)
         return JsonResponse(

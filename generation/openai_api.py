@@ -422,9 +422,13 @@ class SignedImageContentApi(APIView):
         try:
             signer.unsign(f"{image_id}:{token}", max_age=settings.OPENAI_IMAGE_URL_TTL)
         except signing.SignatureExpired:
-            raise DomainError("This image URL has expired.", code="url_expired") from None
+            raise exceptions.PermissionDenied(
+                "This image URL has expired.", code="url_expired"
+            ) from None
         except signing.BadSignature:
-            raise DomainError("This image URL is not valid.", code="invalid_signature") from None
+            raise exceptions.PermissionDenied(
+                "This image URL is not valid.", code="invalid_signature"
+            ) from None
         image = Image.objects.filter(pk=image_id).first()
         if image is None:
             raise Http404
