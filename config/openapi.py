@@ -28,7 +28,6 @@ from rest_framework.permissions import AllowAny
 from accounts import api as accounts_api
 from billing import api as billing_api
 from billing import subscription_api
-from generation import api as generation_api
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -60,7 +59,7 @@ class Error(serializers.Serializer):
     error = ErrorDetail()
 
 
-def error(description: str) -> OpenApiResponse:
+def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(Error, description=description)
 
 
@@ -87,7 +86,7 @@ class AtelierAutoSchema(AutoSchema):
         for code in self._error_codes():
             if str(code) not in responses:
                 responses[str(code)] = self._get_response_for_code(
-                    error(ERRORS[code]), str(code), direction=direction
+                    error_response(ERRORS[code]), str(code), direction=direction
                 )
         return responses
 
@@ -152,12 +151,6 @@ class UsageOutput(serializers.Serializer):
     history = Window(many=True)
 
 
-class JobPage(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = generation_api.JobOutput(many=True)
-
-
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -171,7 +164,7 @@ _described(
     post=extend_schema(
         summary="Sign up: account, personal workspace and a first API key",
         request=accounts_api.SignupInput,
-        responses={201: SignupOutput, 429: error(ERRORS[429])},
+        responses={201: SignupOutput, 429: error_response(ERRORS[429])},
         auth=[],
     ),
 )
@@ -182,8 +175,8 @@ _described(
         request=accounts_api.CredentialsInput,
         responses={
             200: MeOutput,
-            401: error("Wrong email or password."),
-            429: error(ERRORS[429]),
+            401: error_response("Wrong email or password."),
+            429: error_response(ERRORS[429]),
         },
         auth=[],
     ),
@@ -212,62 +205,6 @@ _described(
 _described(
     billing_api.UsageApi,
     get=extend_schema(summary="Plan, quota and usage history", responses={200: UsageOutput}),
-)
-_described(
-    generation_api.GenerationListCreateApi,
-    get=extend_schema(
-        summary="The workspace's jobs, newest first",
-        operation_id="generations_list",
-        parameters=[
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100."),
-        ],
-        responses={200: JobPage, 404: error("Invalid cursor.")},
-    ),
-    post=extend_schema(
-        summary="Ask for images: the job is queued",
-        request=generation_api.GenerationInput,
-        parameters=[IDEMPOTENCY_KEY],
-        responses={
-            202: generation_api.JobOutput,
-            200: OpenApiResponse(generation_api.JobOutput, description="An idempotent replay."),
-            **{code: error(ERRORS[code]) for code in SUBMIT_ERRORS},
-        },
-    ),
-)
-_described(
-    generation_api.EditCreateApi,
-    post=extend_schema(
-        summary="Edit a photo: the job is queued",
-        request={"multipart/form-data": generation_api.EditInput},
-        parameters=[IDEMPOTENCY_KEY],
-        responses={
-            202: generation_api.JobOutput,
-            200: OpenApiResponse(generation_api.JobOutput, description="An idempotent replay."),
-            **{code: error(ERRORS[code]) for code in SUBMIT_ERRORS},
-        },
-    ),
-)
-_described(
-    generation_api.GenerationDetailApi,
-    get=extend_schema(
-        summary="One job", operation_id="generations_get", responses={200: generation_api.JobOutput}
-    ),
-)
-_described(
-    generation_api.GenerationCancelApi,
-    post=extend_schema(
-        summary="Cancel a queued job; its images are given back",
-        request=None,
-        responses={
-            200: generation_api.JobOutput,
-            409: error("The job already started or finished."),
-        },
-    ),
-)
-_described(
-    generation_api.ImageContentApi,
-    get=extend_schema(summary="An image's PNG", responses={(200, "image/png"): PNG}),
 )
 
 
@@ -307,10 +244,10 @@ class RedirectOutput(serializers.Serializer):
 
 
 STRIPE_ERRORS = {
-    403: error("Only the workspace's owner manages billing (`owner_required`)."),
-    409: error("Already subscribed, or no billing account yet."),
-    501: error("Billing is not set up on this server (`billing_not_configured`)."),
-    502: error("Stripe did not answer as expected (`stripe_error`)."),
+    403: error_response("Only the workspace's owner manages billing (`owner_required`)."),
+    409: error_response("Already subscribed, or no billing account yet."),
+    501: error_response("Billing is not set up on this server (`billing_not_configured`)."),
+    502: error_response("Stripe did not answer as expected (`stripe_error`)."),
 }
 
 _described(
@@ -333,28 +270,5 @@ _described(
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={201: RedirectOutput, **STRIPE_ERRORS},
-    ),
-)
-
-
-class LaneStatus(serializers.Serializer):
-    lane = serializers.CharField()
-    queued_images = serializers.IntegerField()
-    estimated_wait_seconds = serializers.IntegerField()
-
-
-class StatusOutput(serializers.Serializer):
-    banner = serializers.CharField(allow_null=True)
-    free_tier_paused = serializers.BooleanField()
-    workers = serializers.IntegerField(help_text="GPU workers alive now.")
-    lanes = LaneStatus(many=True)
-
-
-_described(
-    generation_api.StatusApi,
-    get=extend_schema(
-        summary="The operators' banner and each lane's estimated wait (public)",
-        responses=StatusOutput,
-        auth=[],
     ),
 )

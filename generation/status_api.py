@@ -1,0 +1,56 @@
+"""GET /api/v1/status: public, for status pages and clients deciding when to come back."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import Lane
+from generation.admission import (
+    LaneEstimate,
+    lane_wait_estimate,
+    live_workers,
+    operator_switches,
+)
+
+
+class LaneStatus(serializers.Serializer):
+    lane = serializers.CharField()
+    queued_images = serializers.IntegerField()
+    estimated_wait_seconds = serializers.SerializerMethodField()
+
+    def get_estimated_wait_seconds(self, estimate: LaneEstimate) -> int:
+        return round(estimate.wait_seconds)
+
+
+class StatusOutput(serializers.Serializer):
+    banner = serializers.CharField(allow_null=True)
+    free_tier_paused = serializers.BooleanField()
+    workers = serializers.IntegerField(help_text="GPU workers alive now.")
+    lanes = LaneStatus(many=True)
+
+
+class StatusApi(APIView):
+    """GET /api/v1/status: the operators' banner and each lane's estimated wait. Public."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The operators' banner and each lane's estimated wait (public)",
+        responses=StatusOutput,
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        switches = operator_switches()
+        status = {
+            "banner": switches.banner or None,
+            "free_tier_paused": switches.free_tier_paused,
+            "workers": live_workers(),
+            "lanes": [lane_wait_estimate(lane) for lane in Lane.values],
+        }
+        return Response(StatusOutput(status).data)
