@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import (
+    OperatorSwitches,
     Plan,
     PlanChange,
     QuotaCounter,
@@ -14,6 +15,8 @@ from billing.models import (
     Subscription,
 )
 from billing.stripe_events import stripe_event_replay
+from billing.switches import operator_switches_update
+from config.admin import ReadOnlyAdmin
 
 
 @admin.register(Plan)
@@ -37,17 +40,6 @@ class QuotaOverrideAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(QuotaCounter)
@@ -119,3 +111,24 @@ class StripeEventAdmin(ReadOnlyAdmin):
             )  # fmt: skip
         else:
             self.message_user(request, f"Replayed {len(results)} event(s).", messages.SUCCESS)
+
+
+@admin.register(OperatorSwitches)
+class OperatorSwitchesAdmin(admin.ModelAdmin):
+    """The overload switches: saved through the service, in effect within seconds."""
+
+    list_display = ["__str__", "free_tier_paused", "free_daily_images", "max_queued_jobs", "banner"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not OperatorSwitches.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: OperatorSwitches, form: object, change: bool
+    ) -> None:
+        fields = {name: getattr(obj, name) for name in form.cleaned_data}  # type: ignore[attr-defined]
+        operator_switches_update(user=request.user, **fields)
+        obj.pk = 1

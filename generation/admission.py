@@ -25,8 +25,9 @@ from django.db import connection
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
+from billing.switches import operator_switches
 from config.errors import DomainError
-from generation.models import Job, OperatorSwitches
+from generation.models import Job
 from generation.selectors import QueuePlace
 from generation.services import TURNS_SQL, fair_share_since
 
@@ -37,8 +38,6 @@ LANES_AT_OR_ABOVE = {
 }
 _SECONDS_PER_IMAGE = "atelier:throughput:seconds_per_image"
 _WORKERS = "atelier:throughput:workers"
-_SWITCHES_TTL = 2.0  # seconds a process keeps the operator switches
-_switches_cache: tuple[float, OperatorSwitches] | None = None
 
 
 @cache
@@ -51,29 +50,6 @@ class Overloaded(DomainError):
 
     def __init__(self, *, retry_after: int, message: str, code: str | None = None) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
-
-
-# Operator switches
-
-
-def operator_switches() -> OperatorSwitches:
-    """The switches, read at most every two seconds per process."""
-    global _switches_cache
-    now = time.monotonic()
-    if _switches_cache is None or now - _switches_cache[0] > _SWITCHES_TTL:
-        switches = OperatorSwitches.objects.filter(pk=1).first() or OperatorSwitches(pk=1)
-        _switches_cache = (now, switches)
-    return _switches_cache[1]
-
-
-def operator_switches_update(*, user: object = None, **fields: object) -> OperatorSwitches:
-    """Change the switches; this process sees them at once, others within two seconds."""
-    global _switches_cache
-    switches, _ = OperatorSwitches.objects.update_or_create(
-        pk=1, defaults={**fields, "updated_by": user}
-    )
-    _switches_cache = None
-    return switches
 
 
 # Throughput, measured by the workers

@@ -17,10 +17,10 @@ from rest_framework.views import APIView
 from billing.limits import limit_headers, submit_rate_usage
 from billing.models import Plan
 from billing.selectors import plan_for, quota_status
+from billing.switches import operator_switches
 from config.errors import DomainError
 from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_response
 from config.serializers import StrictSerializer
-from generation.admission import operator_switches
 from generation.model_info import model_info
 from generation.models import Image, Job
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for

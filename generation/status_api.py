@@ -10,12 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import Lane
-from generation.admission import (
-    LaneEstimate,
-    lane_wait_estimate,
-    live_workers,
-    operator_switches,
-)
+from billing.switches import operator_switches
+from generation.admission import LaneEstimate, lane_wait_estimate, live_workers
 
 
 class LaneStatus(serializers.Serializer):

@@ -31,6 +31,7 @@ RUN_ENV_FILE = "run.env"
 
 
 def free_port() -> int:
+    # bench.common.free_port's twin: this script runs before the project is importable.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
