@@ -121,9 +121,23 @@ def run_batch(jobs: list[Job], *, worker: str) -> None:
         jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
 
 
+# What a job's owner reads when rendering fails: a stable code and message. The exception,
+# which may name server paths, goes to the log for operators.
+FAILURES = {
+    "out_of_memory": "The GPU ran out of memory for this job; its images were given back. "
+    "A smaller size or fewer images may fit.",
+    "generation_failed": "The image could not be generated; its images were given back.",
+}
+
+
+def failure_code(exc: BaseException, pipeline: ModuleType) -> str:
+    return "out_of_memory" if pipeline.is_out_of_memory(exc) else "generation_failed"
+
+
 def _run_batch(jobs: list[Job], *, worker: str) -> None:
     pipeline = pipeline_module()
     started = time.monotonic()
+    isolate = False
     with heartbeat(jobs, worker):
         try:
             rendered = render_with_backoff(jobs, on_step=step_watcher(jobs, worker))
@@ -136,10 +150,20 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
         except Exception as exc:
             logger.exception("Batch of %d jobs failed", len(jobs))
             rendered = None
-            code, message = "generation_failed", str(exc) or type(exc).__name__
+            code = failure_code(exc, pipeline)
+            message = FAILURES[code]
+            # One job (a prompt, a photo) may be what fails: the others, other workspaces'
+            # included, should not fail with it. A model that cannot load fails them all.
+            model_error = getattr(pipeline, "ModelLoadError", ())
+            isolate = len(jobs) > 1 and not isinstance(exc, model_error)
     if not connection.in_atomic_block:
         close_old_connections()  # rendering may outlast the database connection
     if rendered is None:
+        if isolate:
+            logger.warning("Rendering the %d jobs of the failed batch one by one", len(jobs))
+            for job in jobs:
+                _run_batch([job], worker=worker)
+            return
         for job in jobs:
             job_fail(job=job, worker=worker, code=code, message=message)
         return
