@@ -262,6 +262,10 @@ WORKER_ALIVE_TIMEOUT = env_int("WORKER_ALIVE_TIMEOUT", 30, minimum=5)
 WAITING_ROOM_GRACE = env_int("WAITING_ROOM_GRACE", 60, minimum=1)
 WAITING_ROOM_MAX_SLOTS = env_int("WAITING_ROOM_MAX_SLOTS", 100, minimum=1)  # per workspace
 FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, minimum=1)
+# GET /api/v1/status is public: computed at most once per this many seconds for all callers,
+# and each address may ask STATUS_RATE times.
+STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 2, minimum=0)
+STATUS_RATE = env_str("STATUS_RATE", "120/m")
 # The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
 GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")
 CELERY_BEAT_SCHEDULE = {
