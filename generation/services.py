@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -23,6 +22,7 @@ from billing.selectors import QuotaStatus, plan_for, plan_limit
 from billing.services import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from config.errors import DomainError
 from generation.models import Image, Job
+from generation.tickets import ticket_send
 
 MAX_SEED = 2**32 - 1
 
@@ -58,7 +58,7 @@ def request_fingerprint(params: dict[str, Any]) -> str:
 
 
 def _enqueue(job: Job) -> None:
-    current_app.send_task("generation.run_job", args=[str(job.id)], queue=f"gpu.{job.lane}")
+    ticket_send(job_id=job.id, lane=job.lane)
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from generation.admission import worker_alive
 from generation.services import images_expire, jobs_sweep
+from generation.tickets import tickets_resend
 from generation.worker import pipeline_module, ticket_run, worker_id
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ def sweep_jobs() -> None:
     result = jobs_sweep()
     if result.requeued or result.failed:
         logger.warning("Sweep: %d requeued, %d failed", result.requeued, result.failed)
+    resent = tickets_resend()
+    if resent:
+        logger.warning("Sweep: %d tickets sent again for queued jobs nobody took", resent)
 
 
 @shared_task(name="generation.expire_images", ignore_result=True)
