@@ -13,7 +13,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
-from billing.stripe_events import stripe_event_replay
+from billing.stripe_webhooks import stripe_event_replay
 
 
 @admin.register(Plan)

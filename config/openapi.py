@@ -27,7 +27,6 @@ from rest_framework.permissions import AllowAny
 
 from accounts import api as accounts_api
 from billing import api as billing_api
-from billing import subscription_api
 from generation import api as generation_api
 
 
@@ -314,20 +313,20 @@ STRIPE_ERRORS = {
 }
 
 _described(
-    subscription_api.BillingApi,
+    billing_api.BillingApi,
     get=extend_schema(summary="Plan, subscription and the plans on offer", responses=BillingOutput),
 )
 _described(
-    subscription_api.CheckoutApi,
+    billing_api.CheckoutApi,
     post=extend_schema(
         summary="Start a Stripe Checkout for a plan",
-        request=subscription_api.CheckoutInput,
+        request=billing_api.CheckoutInput,
         parameters=[IDEMPOTENCY_KEY],
         responses={201: RedirectOutput, **STRIPE_ERRORS},
     ),
 )
 _described(
-    subscription_api.PortalApi,
+    billing_api.PortalApi,
     post=extend_schema(
         summary="Open the Stripe customer portal",
         request=None,

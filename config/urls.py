@@ -8,7 +8,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from billing import api as billing_api
-from billing import subscription_api
 from config import openapi  # noqa: F401  (describes the native views before any schema)
 from config.api_errors import json_404, json_500
 from generation import api as generation_api
@@ -22,10 +21,10 @@ api_v1 = [
     path("keys", accounts_api.ApiKeyListCreateApi.as_view()),
     path("keys/<uuid:key_id>", accounts_api.ApiKeyRevokeApi.as_view()),
     path("usage", billing_api.UsageApi.as_view()),
-    path("billing", subscription_api.BillingApi.as_view()),
-    path("billing/checkout", subscription_api.CheckoutApi.as_view()),
-    path("billing/portal", subscription_api.PortalApi.as_view()),
-    path("billing/webhook", subscription_api.StripeWebhookView.as_view()),
+    path("billing", billing_api.BillingApi.as_view()),
+    path("billing/checkout", billing_api.CheckoutApi.as_view()),
+    path("billing/portal", billing_api.PortalApi.as_view()),
+    path("billing/webhook", billing_api.StripeWebhookView.as_view()),
     path("generations", generation_api.GenerationListCreateApi.as_view()),
     path("generations/<uuid:job_id>", generation_api.GenerationDetailApi.as_view()),
     path("generations/<uuid:job_id>/cancel", generation_api.GenerationCancelApi.as_view()),

@@ -1,0 +1,229 @@
+"""Stripe webhooks: verify, store once by event id, claim, and dispatch to the plan timeline.
+
+An event is a hint that something changed, never the state itself: for a subscription the
+handler reads the subscription from Stripe and applies what it finds
+(billing/subscriptions.py). A late, duplicated or reordered event therefore re-applies the
+newest state. `customer.subscription.deleted` is the exception: a canceled subscription
+never comes back, so its payload is final. Applying is guarded twice: a read older than the
+one stored is ignored, and an ended subscription is never revived by another event for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Workspace
+from billing.models import StripeEvent, Subscription
+from billing.stripe_client import (
+    BillingNotConfigured,
+    as_dict,
+    billing_enabled,
+    stripe_client,
+)
+from billing.subscriptions import (
+    SubscriptionState,
+    stripe_id,
+    stripe_time,
+    subscription_apply_state,
+)
+from config.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIPTION_EVENTS = {
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+}
+INVOICE_EVENTS = {"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"}
+# A row left "started" this long ago belongs to a process that died: a redelivery retries it.
+STALE_START = timedelta(minutes=10)
+
+
+class WebhookRejected(DomainError):
+    code = "invalid_signature"
+
+
+def subscription_read(subscription_id: str) -> tuple[SubscriptionState, datetime]:
+    """A subscription as Stripe has it now, and when it was read. Called outside any
+    transaction: no lock is held across the network."""
+    read_at = timezone.now()
+    data = as_dict(stripe_client().v1.subscriptions.retrieve(subscription_id))
+    return SubscriptionState.from_stripe(data), read_at
+
+
+def subscription_sync(
+    *, subscription_id: str, workspace: Workspace | None = None, event: StripeEvent | None = None
+) -> tuple[Subscription | None, str]:
+    """Read a subscription from Stripe now and apply it. A read that loses a race to a newer
+    one is ignored."""
+    state, read_at = subscription_read(subscription_id)
+    return subscription_apply_state(state=state, read_at=read_at, workspace=workspace, event=event)
+
+
+def _workspace_by_reference(reference: str) -> Workspace:
+    try:
+        return Workspace.objects.get(pk=uuid.UUID(reference))
+    except (ValueError, Workspace.DoesNotExist):
+        raise ValueError(f"client_reference_id {reference!r} is not a workspace") from None
+
+
+def _checkout_completed(
+    event: StripeEvent, session: dict[str, Any]
+) -> tuple[Workspace | None, str]:
+    if session.get("mode") != "subscription" or not session.get("subscription"):
+        return None, "ignored: not a subscription checkout"
+    workspace = _workspace_by_reference(str(session.get("client_reference_id") or ""))
+    customer_id = stripe_id(session.get("customer"))
+    state, read_at = subscription_read(stripe_id(session["subscription"]))
+    # Everything this event changes is written in one transaction, after Stripe was read.
+    with transaction.atomic():
+        row = Subscription.objects.select_for_update().filter(workspace=workspace).first()
+        if row is not None and customer_id and not row.stripe_customer_id:
+            row.stripe_customer_id = customer_id
+            row.save(update_fields=["stripe_customer_id", "updated_at"])
+        _row, outcome = subscription_apply_state(
+            state=state, read_at=read_at, workspace=workspace, event=event
+        )
+        Subscription.objects.filter(
+            workspace=workspace, checkout_session_id=session.get("id")
+        ).update(checkout_session_id="")
+    return workspace, outcome
+
+
+def _checkout_expired(session: dict[str, Any]) -> tuple[Workspace | None, str]:
+    cleared = Subscription.objects.filter(checkout_session_id=session.get("id")).update(
+        checkout_session_id=""
+    )
+    return None, f"checkout {session.get('id')} expired" + ("" if cleared else " (not pending)")
+
+
+def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    return stripe_id(invoice.get("subscription") or details.get("subscription"))
+
+
+def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
+    obj = event.payload.get("data", {}).get("object", {})
+    if event.type == "checkout.session.completed":
+        return _checkout_completed(event, obj)
+    if event.type == "checkout.session.expired":
+        return _checkout_expired(obj)
+    if event.type == "customer.subscription.deleted":
+        # Final: apply the payload as read when Stripe created the event.
+        row, outcome = subscription_apply_state(
+            state=SubscriptionState.from_stripe(obj), read_at=event.stripe_created_at, event=event
+        )
+        return (row.workspace if row else None), outcome
+    if event.type in SUBSCRIPTION_EVENTS:
+        row, outcome = subscription_sync(subscription_id=obj["id"], event=event)
+        return (row.workspace if row else None), outcome
+    if event.type in INVOICE_EVENTS:
+        subscription_id = _invoice_subscription_id(obj)
+        if not subscription_id:
+            return None, "ignored: invoice without a subscription"
+        row, outcome = subscription_sync(subscription_id=subscription_id, event=event)
+        return (row.workspace if row else None), outcome
+    return None, f"ignored: {event.type} is not handled"
+
+
+def stripe_event_process(*, event: StripeEvent) -> StripeEvent:
+    """Process a claimed (started) event: succeeded with its outcome, or failed with the
+    error. A failure leaves nothing of the event half-applied: each handler reads Stripe
+    first and then writes everything it changes in one transaction, which the failure
+    rolls back; only the event row records the attempt."""
+    try:
+        workspace, outcome = _dispatch(event)
+    except Exception as exc:  # recorded for the operator, who can replay the event
+        logger.exception("Stripe event %s (%s) failed", event.event_id, event.type)
+        event.status = StripeEvent.Status.FAILED
+        event.error = f"{type(exc).__name__}: {exc}"
+        event.outcome = ""
+    else:
+        event.status = StripeEvent.Status.SUCCEEDED
+        event.error = ""
+        event.outcome = outcome[:300]
+        event.workspace = workspace or event.workspace
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "error", "outcome", "workspace", "processed_at"])
+    return event
+
+
+def _claim(event_id: str) -> bool:
+    """Take a stored event for processing: one that failed, or one whose processor died."""
+    now = timezone.now()
+    retry = Q(status=StripeEvent.Status.FAILED) | Q(
+        status=StripeEvent.Status.STARTED, attempted_at__lt=now - STALE_START
+    )
+    return (
+        StripeEvent.objects.filter(retry, event_id=event_id).update(
+            status=StripeEvent.Status.STARTED,
+            attempted_at=now,
+            processed_at=None,
+            attempts=F("attempts") + 1,
+        )
+        == 1
+    )
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    event: StripeEvent
+    duplicate: bool
+
+
+def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> WebhookResult:
+    """Verify a webhook on its raw body, store it once by event id and process it.
+
+    A bad or missing signature, a stale timestamp (Stripe's default tolerance) or a body
+    that is not an event raises WebhookRejected and stores nothing. A duplicate of an event
+    that succeeded or is being processed changes nothing; one that failed is retried."""
+    if not billing_enabled() or not settings.STRIPE_WEBHOOK_SECRET:
+        raise BillingNotConfigured()
+    try:
+        stripe.Webhook.construct_event(payload, signature or "", settings.STRIPE_WEBHOOK_SECRET)
+        data = json.loads(payload)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRejected(f"The Stripe signature does not verify: {exc.user_message}") from None
+    except ValueError:
+        raise WebhookRejected("The body is not a Stripe event.") from None
+    if not isinstance(data, dict) or not data.get("id") or not data.get("type"):
+        raise WebhookRejected("The body is not a Stripe event.")
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                event_id=str(data["id"]),
+                type=str(data["type"]),
+                payload=data,
+                stripe_created_at=stripe_time(data.get("created")) or timezone.now(),
+            )
+    except IntegrityError:
+        if not _claim(str(data["id"])):
+            return WebhookResult(StripeEvent.objects.get(event_id=data["id"]), duplicate=True)
+        event = StripeEvent.objects.get(event_id=data["id"])
+    return WebhookResult(stripe_event_process(event=event), duplicate=False)
+
+
+def stripe_event_replay(*, event: StripeEvent) -> StripeEvent:
+    """Process a stored event again (the admin's replay): safe, because processing reads
+    Stripe's current state and applying a state twice changes nothing."""
+    StripeEvent.objects.filter(pk=event.pk).update(
+        status=StripeEvent.Status.STARTED, attempted_at=timezone.now(), processed_at=None,
+        attempts=F("attempts") + 1,
+    )  # fmt: skip
+    event.refresh_from_db()
+    return stripe_event_process(event=event)
