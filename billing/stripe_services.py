@@ -19,7 +19,7 @@ from django.db import transaction
 from accounts.models import User, Workspace
 from billing.models import Plan, Subscription
 from billing.selectors import default_plan
-from billing.stripe_client import as_dict, stripe_call, stripe_client
+from billing.stripe_client import as_dict, stripe_call, stripe_client, stripe_not_found
 from config.errors import DomainError
 
 
@@ -163,16 +163,12 @@ def _price_matches(price: dict[str, Any], plan: Plan) -> bool:
     )
 
 
-def _missing(error: stripe.StripeError) -> bool:
-    return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
-
-
 def _product_ensure(client: stripe.StripeClient, plan: Plan) -> tuple[str, str]:
     product_id = plan.stripe_product_id or f"atelier-{plan.slug}"
     try:
         product = as_dict(client.v1.products.retrieve(product_id))
     except stripe.StripeError as error:
-        if not _missing(error):
+        if not stripe_not_found(error):
             raise
         created = client.v1.products.create(
             params={"id": product_id, "name": plan.name, "metadata": {"plan": plan.slug}},
@@ -194,7 +190,7 @@ def _price_ensure(client: stripe.StripeClient, plan: Plan, product_id: str) -> t
         try:
             current = as_dict(client.v1.prices.retrieve(plan.stripe_price_id))
         except stripe.StripeError as error:
-            if not _missing(error):
+            if not stripe_not_found(error):
                 raise
         else:
             if _price_matches(current, plan) and current.get("product") == product_id:

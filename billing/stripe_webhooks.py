@@ -19,7 +19,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -27,17 +27,21 @@ from accounts.models import Workspace
 from billing.models import StripeEvent, Subscription
 from billing.stripe_client import (
     BillingNotConfigured,
+    StripeRequestFailed,
     as_dict,
     billing_enabled,
+    stripe_call,
     stripe_client,
+    stripe_not_found,
 )
 from billing.subscriptions import (
+    SubscriptionRefused,
     SubscriptionState,
     stripe_id,
     stripe_time,
     subscription_apply_state,
 )
-from config.errors import DomainError
+from config.errors import DomainError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +61,67 @@ class WebhookRejected(DomainError):
     code = "invalid_signature"
 
 
+class EventUnprocessable(DomainError):
+    """A signed event that can never be processed as sent: malformed, or about an object
+    Stripe or the platform does not know. It is recorded as failed with the reason and
+    acknowledged, since Stripe delivers anything but a 2xx again for days."""
+
+    code = "stripe_event_unprocessable"
+
+
+class WebhookProcessingFailed(DomainError):
+    """Processing failed in a way a redelivery may not repeat (an unmapped price the operator
+    can fix, a bug a deploy fixes): Stripe delivers the event again."""
+
+    code = "webhook_processing_failed"
+
+    def __init__(self, event: StripeEvent) -> None:
+        super().__init__(f"Event {event.event_id} was stored but could not be processed.")
+
+
+# What a redelivery cannot change: acknowledged, so that Stripe stops delivering it.
+PERMANENT_FAILURES = (EventUnprocessable, SubscriptionRefused)
+# The database refused for now (busy, a lock timeout, a lost connection).
+DATABASE_BUSY = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER = 30  # seconds
+
+
+def _database_busy() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The database is busy; the event was not processed and Stripe will deliver it again.",
+        retry_after=DATABASE_RETRY_AFTER,
+    )
+
+
+def _event_object(event: StripeEvent) -> dict[str, Any]:
+    """The object an event is about (`data.object`), which every handled type needs."""
+    data = event.payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not obj.get("id"):
+        raise EventUnprocessable(f"Event {event.event_id} carries no object with an id.")
+    return obj
+
+
 def subscription_read(subscription_id: str) -> tuple[SubscriptionState, datetime]:
     """A subscription as Stripe has it now, and when it was read. Called outside any
     transaction: no lock is held across the network."""
     read_at = timezone.now()
-    data = as_dict(stripe_client().v1.subscriptions.retrieve(subscription_id))
-    return SubscriptionState.from_stripe(data), read_at
+    client = stripe_client()
+    try:
+        data = stripe_call(
+            f"read the subscription {subscription_id}",
+            lambda: client.v1.subscriptions.retrieve(subscription_id),
+        )
+    except StripeRequestFailed as failed:
+        if stripe_not_found(failed.__cause__):
+            raise EventUnprocessable(f"Stripe has no subscription {subscription_id}.") from None
+        raise
+    return SubscriptionState.from_stripe(as_dict(data)), read_at
 
 
 def subscription_sync(
     *, subscription_id: str, workspace: Workspace | None = None, event: StripeEvent | None = None
-) -> tuple[Subscription | None, str]:
+) -> tuple[Subscription, str]:
     """Read a subscription from Stripe now and apply it. A read that loses a race to a newer
     one is ignored."""
     state, read_at = subscription_read(subscription_id)
@@ -118,7 +172,10 @@ def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
 
 
 def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
-    obj = event.payload.get("data", {}).get("object", {})
+    handled = {"checkout.session.completed", "checkout.session.expired"}
+    if event.type not in handled | SUBSCRIPTION_EVENTS | INVOICE_EVENTS:
+        return None, f"ignored: {event.type} is not handled"
+    obj = _event_object(event)
     if event.type == "checkout.session.completed":
         return _checkout_completed(event, obj)
     if event.type == "checkout.session.expired":
@@ -128,17 +185,49 @@ def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
         row, outcome = subscription_apply_state(
             state=SubscriptionState.from_stripe(obj), read_at=event.stripe_created_at, event=event
         )
-        return (row.workspace if row else None), outcome
+        return row.workspace, outcome
     if event.type in SUBSCRIPTION_EVENTS:
         row, outcome = subscription_sync(subscription_id=obj["id"], event=event)
-        return (row.workspace if row else None), outcome
+        return row.workspace, outcome
     if event.type in INVOICE_EVENTS:
         subscription_id = _invoice_subscription_id(obj)
         if not subscription_id:
             return None, "ignored: invoice without a subscription"
         row, outcome = subscription_sync(subscription_id=subscription_id, event=event)
-        return (row.workspace if row else None), outcome
+        return row.workspace, outcome
     return None, f"ignored: {event.type} is not handled"
+
+
+def _failure(exc: Exception, event: StripeEvent) -> DomainError:
+    """What a processing failure means for Stripe's redelivery."""
+    if isinstance(exc, DomainError):
+        return exc  # permanent ones are acknowledged; the others carry a 5xx status
+    if isinstance(exc, DATABASE_BUSY):
+        return _database_busy()
+    return WebhookProcessingFailed(event)
+
+
+def _process(event: StripeEvent) -> tuple[StripeEvent, DomainError | None]:
+    try:
+        workspace, outcome = _dispatch(event)
+    except Exception as exc:  # recorded for the operator, who can replay the event
+        failure = _failure(exc, event)
+        if isinstance(failure, PERMANENT_FAILURES):
+            logger.warning("Stripe event %s (%s) refused: %s", event.event_id, event.type, exc)
+        else:
+            logger.exception("Stripe event %s (%s) failed", event.event_id, event.type)
+        event.status = StripeEvent.Status.FAILED
+        event.error = f"{type(exc).__name__}: {exc}"
+        event.outcome = ""
+    else:
+        failure = None
+        event.status = StripeEvent.Status.SUCCEEDED
+        event.error = ""
+        event.outcome = outcome[:300]
+        event.workspace = workspace or event.workspace
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "error", "outcome", "workspace", "processed_at"])
+    return event, failure
 
 
 def stripe_event_process(*, event: StripeEvent) -> StripeEvent:
@@ -146,21 +235,7 @@ def stripe_event_process(*, event: StripeEvent) -> StripeEvent:
     error. A failure leaves nothing of the event half-applied: each handler reads Stripe
     first and then writes everything it changes in one transaction, which the failure
     rolls back; only the event row records the attempt."""
-    try:
-        workspace, outcome = _dispatch(event)
-    except Exception as exc:  # recorded for the operator, who can replay the event
-        logger.exception("Stripe event %s (%s) failed", event.event_id, event.type)
-        event.status = StripeEvent.Status.FAILED
-        event.error = f"{type(exc).__name__}: {exc}"
-        event.outcome = ""
-    else:
-        event.status = StripeEvent.Status.SUCCEEDED
-        event.error = ""
-        event.outcome = outcome[:300]
-        event.workspace = workspace or event.workspace
-    event.processed_at = timezone.now()
-    event.save(update_fields=["status", "error", "outcome", "workspace", "processed_at"])
-    return event
+    return _process(event)[0]
 
 
 def _claim(event_id: str) -> bool:
@@ -184,6 +259,34 @@ def _claim(event_id: str) -> bool:
 class WebhookResult:
     event: StripeEvent
     duplicate: bool
+    refused: DomainError | None = None  # why the event can never be processed
+
+    def body(self) -> dict[str, Any]:
+        """What the webhook answers with its 200."""
+        body: dict[str, Any] = {
+            "received": True,
+            "duplicate": self.duplicate,
+            "status": self.event.status,
+        }
+        if self.refused is not None:
+            body["error"] = {"code": self.refused.code, "message": self.refused.message}
+        return body
+
+
+def _store(data: dict[str, Any]) -> tuple[StripeEvent, bool]:
+    """The event's row, and whether this delivery claimed it for processing."""
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                event_id=str(data["id"]),
+                type=str(data["type"]),
+                payload=data,
+                stripe_created_at=stripe_time(data.get("created")) or timezone.now(),
+            )
+    except IntegrityError:
+        claimed = _claim(str(data["id"]))
+        return StripeEvent.objects.get(event_id=data["id"]), claimed
+    return event, True
 
 
 def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> WebhookResult:
@@ -191,7 +294,13 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> WebhookR
 
     A bad or missing signature, a stale timestamp (Stripe's default tolerance) or a body
     that is not an event raises WebhookRejected and stores nothing. A duplicate of an event
-    that succeeded or is being processed changes nothing; one that failed is retried."""
+    that succeeded or is being processed changes nothing; one that failed is retried.
+
+    An event that can never be processed (malformed, about a subscription Stripe or no
+    workspace knows, a second subscription) is recorded as failed and returned with the
+    reason, to be acknowledged. A failure that may pass (Stripe or the database out of
+    reach, an unmapped price, a bug) is recorded and raised, so the answer is a 5xx and
+    Stripe delivers the event again."""
     if not billing_enabled() or not settings.STRIPE_WEBHOOK_SECRET:
         raise BillingNotConfigured()
     try:
@@ -204,18 +313,15 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> WebhookR
     if not isinstance(data, dict) or not data.get("id") or not data.get("type"):
         raise WebhookRejected("The body is not a Stripe event.")
     try:
-        with transaction.atomic():
-            event = StripeEvent.objects.create(
-                event_id=str(data["id"]),
-                type=str(data["type"]),
-                payload=data,
-                stripe_created_at=stripe_time(data.get("created")) or timezone.now(),
-            )
-    except IntegrityError:
-        if not _claim(str(data["id"])):
-            return WebhookResult(StripeEvent.objects.get(event_id=data["id"]), duplicate=True)
-        event = StripeEvent.objects.get(event_id=data["id"])
-    return WebhookResult(stripe_event_process(event=event), duplicate=False)
+        event, claimed = _store(data)
+        if not claimed:
+            return WebhookResult(event, duplicate=True)
+        event, failure = _process(event)
+    except DATABASE_BUSY:
+        raise _database_busy() from None
+    if failure is None or isinstance(failure, PERMANENT_FAILURES):
+        return WebhookResult(event, duplicate=False, refused=failure)
+    raise failure
 
 
 def stripe_event_replay(*, event: StripeEvent) -> StripeEvent:

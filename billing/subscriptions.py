@@ -22,10 +22,29 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.models import Plan, PlanChange, StripeEvent, Subscription
 from billing.selectors import default_plan
+from config.errors import DomainError
 
 
 class UnknownPrice(Exception):
-    """A subscription is on a price no plan maps to: fix the plan, then replay the event."""
+    """A subscription is on a price no plan maps to: fix the plan, then replay the event.
+
+    Not a refusal: the operator's fix makes the same event succeed, so a webhook carrying
+    it asks Stripe to deliver it again."""
+
+
+class SubscriptionRefused(DomainError):
+    """A subscription state that can never be applied as it is: applying it again later
+    fails the same way."""
+
+
+class SubscriptionNotOurs(SubscriptionRefused):
+    code = "unknown_subscription"
+
+    def __init__(self, state: SubscriptionState) -> None:
+        super().__init__(
+            f"No workspace owns {state.id} (customer {state.customer_id or '?'}): it was "
+            "not started from a workspace's Checkout."
+        )
 
 
 def stripe_time(value: Any) -> datetime | None:
@@ -210,13 +229,14 @@ def subscription_apply_state(
     read_at: datetime,
     workspace: Workspace | None = None,
     event: StripeEvent | None = None,
-) -> tuple[Subscription | None, str]:
+) -> tuple[Subscription, str]:
     """Apply a subscription's state as read from Stripe at `read_at`; return the row and what
     happened. An upgrade applies now, a downgrade at the end of the paid period, a failed
-    payment starts the grace period, and every change of plan is logged with its cause."""
+    payment starts the grace period, and every change of plan is logged with its cause.
+    Raises SubscriptionNotOurs for a subscription no workspace owns."""
     workspace = _workspace_for(state, workspace)
     if workspace is None:
-        return None, f"ignored: no workspace for {state.id} (customer {state.customer_id})"
+        raise SubscriptionNotOurs(state)
     now = timezone.now()
     fallback = default_plan()
     new_plan = plan_for_price(price_id=state.price_id, product_id=state.product_id)
