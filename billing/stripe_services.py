@@ -17,9 +17,17 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User, Workspace
+from billing.checkouts import checkout_record
 from billing.models import Plan, Subscription
 from billing.selectors import default_plan
-from billing.stripe_client import as_dict, stripe_call, stripe_client, stripe_not_found
+from billing.stripe_client import (
+    StripeRequestFailed,
+    as_dict,
+    stripe_call,
+    stripe_client,
+    stripe_not_found,
+)
+from billing.subscriptions import REPLACEABLE_STATUSES, stripe_id
 from config.errors import DomainError
 
 
@@ -78,7 +86,8 @@ def checkout_session_start(
 ) -> CheckoutStart:
     """Start a Stripe Checkout for `plan_slug` and return where to send the person.
 
-    The plan changes only when Stripe's webhook confirms the subscription."""
+    The plan changes only when Stripe's webhook confirms the subscription, and only for a
+    Checkout recorded here (billing/checkouts.py says what happens when two are paid)."""
     client = stripe_client()
     plan = Plan.objects.filter(slug=plan_slug, is_default=False).first()
     if plan is None or not plan.stripe_price_id:
@@ -91,11 +100,7 @@ def checkout_session_start(
     if (
         current is not None
         and current.stripe_subscription_id
-        and current.status
-        not in (
-            *Subscription.ENDED_STATUSES,
-            Subscription.Status.INCOMPLETE,
-        )
+        and current.status not in REPLACEABLE_STATUSES
     ):
         raise DomainError(
             "This workspace already has a subscription. Change or cancel it in the billing "
@@ -120,7 +125,7 @@ def checkout_session_start(
             options={"idempotency_key": _request_key("checkout", workspace, idempotency_key)},
         ),
     )
-    Subscription.objects.filter(workspace=workspace).update(checkout_session_id=session.id)
+    checkout_record(workspace=workspace, plan=plan, session_id=session.id)
     return CheckoutStart(session_id=session.id, url=session.url)
 
 
@@ -147,6 +152,66 @@ def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = 
         ),
     )
     return session.url
+
+
+def _invoice_payment(client: stripe.StripeClient, invoice_id: str) -> dict[str, str]:
+    """What a refund of the invoice names: its payment intent, else its charge."""
+    invoice = as_dict(client.v1.invoices.retrieve(invoice_id))
+    payments = [invoice]  # API versions before 2025-03-31 name the payment on the invoice
+    if not (invoice.get("payment_intent") or invoice.get("charge")):
+        listed = client.v1.invoice_payments.list(params={"invoice": invoice_id})
+        payments = [as_dict(item).get("payment") or {} for item in listed.data]
+    for payment in payments:
+        for field in ("payment_intent", "charge"):
+            if payment.get(field):
+                return {field: stripe_id(payment[field])}
+    return {}
+
+
+def subscription_refund_and_cancel(*, subscription_id: str) -> str:
+    """Undo a subscription a workspace must not have (a second Checkout, paid in another
+    tab): refund what its latest invoice took, then cancel it at once. Safe to repeat: the
+    refund carries an idempotency key, a refunded charge counts as done, and an ended
+    subscription is not cancelled again. Returns what was done."""
+    client = stripe_client()
+    data = as_dict(
+        stripe_call(
+            f"read the subscription {subscription_id}",
+            lambda: client.v1.subscriptions.retrieve(subscription_id),
+        )
+    )
+    done = []
+    invoice_id = stripe_id(data.get("latest_invoice"))
+    payment = (
+        stripe_call(
+            f"find the payment of {invoice_id}", lambda: _invoice_payment(client, invoice_id)
+        )
+        if invoice_id
+        else {}
+    )
+    if payment:
+        try:
+            stripe_call(
+                f"refund {subscription_id}",
+                lambda: client.v1.refunds.create(
+                    params={**payment, "metadata": {"subscription": subscription_id}},
+                    options={"idempotency_key": f"atelier-refund-{subscription_id}"},
+                ),
+            )
+        except StripeRequestFailed as failed:
+            cause = failed.__cause__
+            if getattr(cause, "code", None) != "charge_already_refunded":
+                raise
+        done.append(f"refunded {next(iter(payment.values()))}")
+    if data.get("status") not in Subscription.ENDED_STATUSES:
+        stripe_call(
+            f"cancel {subscription_id}",
+            lambda: client.v1.subscriptions.cancel(
+                subscription_id, options={"idempotency_key": f"atelier-cancel-{subscription_id}"}
+            ),
+        )
+        done.append("cancelled")
+    return f"{subscription_id}: " + (", ".join(done) or "already ended, nothing to refund")
 
 
 def _lookup_key(plan: Plan) -> str:

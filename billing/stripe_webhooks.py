@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.models import StripeEvent, Subscription
+from billing.checkouts import (
+    checkout_complete,
+    checkout_expire,
+    checkout_for_completion,
+    checkout_refuse,
+)
+from billing.models import CheckoutSession, StripeEvent, Subscription
 from billing.stripe_client import (
     BillingNotConfigured,
     StripeRequestFailed,
@@ -34,7 +39,9 @@ from billing.stripe_client import (
     stripe_client,
     stripe_not_found,
 )
+from billing.stripe_services import subscription_refund_and_cancel
 from billing.subscriptions import (
+    SecondSubscription,
     SubscriptionRefused,
     SubscriptionState,
     stripe_id,
@@ -128,11 +135,15 @@ def subscription_sync(
     return subscription_apply_state(state=state, read_at=read_at, workspace=workspace, event=event)
 
 
-def _workspace_by_reference(reference: str) -> Workspace:
-    try:
-        return Workspace.objects.get(pk=uuid.UUID(reference))
-    except (ValueError, Workspace.DoesNotExist):
-        raise ValueError(f"client_reference_id {reference!r} is not a workspace") from None
+def _second_subscription_undo(checkout: CheckoutSession, state: SubscriptionState) -> None:
+    """Refuse a Checkout whose subscription would be the workspace's second: refund it and
+    cancel it in Stripe, then say so as the reason the event is refused."""
+    checkout_refuse(checkout=checkout, subscription_id=state.id)
+    done = subscription_refund_and_cancel(subscription_id=state.id)
+    raise EventUnprocessable(
+        f"Checkout {checkout.stripe_session_id} made a second subscription for the workspace, "
+        f"refused: {done}."
+    )
 
 
 def _checkout_completed(
@@ -140,29 +151,23 @@ def _checkout_completed(
 ) -> tuple[Workspace | None, str]:
     if session.get("mode") != "subscription" or not session.get("subscription"):
         return None, "ignored: not a subscription checkout"
-    workspace = _workspace_by_reference(str(session.get("client_reference_id") or ""))
-    customer_id = stripe_id(session.get("customer"))
-    state, read_at = subscription_read(stripe_id(session["subscription"]))
-    # Everything this event changes is written in one transaction, after Stripe was read.
-    with transaction.atomic():
-        row = Subscription.objects.select_for_update().filter(workspace=workspace).first()
-        if row is not None and customer_id and not row.stripe_customer_id:
-            row.stripe_customer_id = customer_id
-            row.save(update_fields=["stripe_customer_id", "updated_at"])
-        _row, outcome = subscription_apply_state(
-            state=state, read_at=read_at, workspace=workspace, event=event
-        )
-        Subscription.objects.filter(
-            workspace=workspace, checkout_session_id=session.get("id")
-        ).update(checkout_session_id="")
-    return workspace, outcome
-
-
-def _checkout_expired(session: dict[str, Any]) -> tuple[Workspace | None, str]:
-    cleared = Subscription.objects.filter(checkout_session_id=session.get("id")).update(
-        checkout_session_id=""
+    checkout = checkout_for_completion(
+        session_id=str(session["id"]), reference=str(session.get("client_reference_id") or "")
     )
-    return None, f"checkout {session.get('id')} expired" + ("" if cleared else " (not pending)")
+    state, read_at = subscription_read(stripe_id(session["subscription"]))
+    if checkout.status == CheckoutSession.Status.REFUSED:
+        _second_subscription_undo(checkout, state)  # a redelivery: finish the undoing
+    try:
+        _row, outcome = checkout_complete(
+            checkout=checkout, state=state, read_at=read_at, event=event
+        )
+    except SecondSubscription:
+        _second_subscription_undo(checkout, state)
+    return checkout.workspace, outcome
+
+
+def _checkout_expired(session: dict[str, Any]) -> tuple[None, str]:
+    return None, checkout_expire(session_id=str(session["id"]))
 
 
 def _invoice_subscription_id(invoice: dict[str, Any]) -> str:

@@ -24,6 +24,10 @@ from billing.models import Plan, PlanChange, StripeEvent, Subscription
 from billing.selectors import default_plan
 from config.errors import DomainError
 
+# A row whose subscription a new one may take over: it ended, or was never paid for. Any
+# other status holds the workspace's one subscription (checkout refuses to start a second).
+REPLACEABLE_STATUSES = (*Subscription.ENDED_STATUSES, Subscription.Status.INCOMPLETE)
+
 
 class UnknownPrice(Exception):
     """A subscription is on a price no plan maps to: fix the plan, then replay the event.
@@ -35,6 +39,21 @@ class UnknownPrice(Exception):
 class SubscriptionRefused(DomainError):
     """A subscription state that can never be applied as it is: applying it again later
     fails the same way."""
+
+
+class SecondSubscription(SubscriptionRefused):
+    """A workspace has one subscription: another live one never replaces it (two Checkouts
+    paid in two tabs). The Checkout's completion refunds and cancels the second."""
+
+    code = "second_subscription"
+
+    def __init__(self, *, current: str, state: SubscriptionState) -> None:
+        super().__init__(
+            f"The workspace already has the subscription {current}; {state.id} would be a "
+            "second one.",
+            current=current,
+            second=state.id,
+        )
 
 
 class SubscriptionNotOurs(SubscriptionRefused):
@@ -233,7 +252,8 @@ def subscription_apply_state(
     """Apply a subscription's state as read from Stripe at `read_at`; return the row and what
     happened. An upgrade applies now, a downgrade at the end of the paid period, a failed
     payment starts the grace period, and every change of plan is logged with its cause.
-    Raises SubscriptionNotOurs for a subscription no workspace owns."""
+    Raises SubscriptionNotOurs for a subscription no workspace owns, and SecondSubscription
+    for a live one that is not the live subscription the workspace already has."""
     workspace = _workspace_for(state, workspace)
     if workspace is None:
         raise SubscriptionNotOurs(state)
@@ -255,11 +275,14 @@ def subscription_apply_state(
         if same and row.status in Subscription.ENDED_STATUSES and not state.ended:
             return row, f"ignored: {state.id} has ended and cannot come back"
         if not same:
-            row_live = row.status not in Subscription.ENDED_STATUSES
+            if state.ended:
+                return row, f"ignored: {state.id} is not the workspace's current subscription"
+            if row.status not in REPLACEABLE_STATUSES:
+                raise SecondSubscription(current=row.stripe_subscription_id, state=state)
             older = (
                 state.created and row.stripe_created_at and state.created < row.stripe_created_at
             )
-            if state.ended or (row_live and older):
+            if row.status not in Subscription.ENDED_STATUSES and older:
                 return row, f"ignored: {state.id} is not the workspace's current subscription"
     before = _schedule(row, now, fallback)
     old_status = row.status
