@@ -1,4 +1,5 @@
-"""Calls the platform makes to Stripe: plans to products and prices, Checkout, the portal.
+"""Calls the platform makes to Stripe: customers, Checkout, the portal, reading a
+subscription, and undoing a second one. (Plans to products and prices: stripe_plans.py.)
 
 Every write carries an idempotency key, so a retry (the library's, or a person clicking
 twice) cannot create a second customer or price. The database is written only after
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User, Workspace
 from billing.checkouts import checkout_record
-from billing.models import Plan, Subscription
+from billing.models import Plan, StripeEvent, Subscription
 from billing.selectors import default_plan
 from billing.stripe_client import (
     StripeRequestFailed,
@@ -27,7 +29,13 @@ from billing.stripe_client import (
     stripe_client,
     stripe_not_found,
 )
-from billing.subscriptions import REPLACEABLE_STATUSES, stripe_id
+from billing.subscriptions import (
+    REPLACEABLE_STATUSES,
+    SubscriptionRefused,
+    SubscriptionState,
+    stripe_id,
+    subscription_apply_state,
+)
 from config.errors import DomainError
 
 
@@ -154,6 +162,39 @@ def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = 
     return session.url
 
 
+class StripeHasNoSubscription(SubscriptionRefused):
+    code = "unknown_subscription"
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(f"Stripe has no subscription {subscription_id}.")
+
+
+def subscription_read(subscription_id: str) -> tuple[SubscriptionState, datetime]:
+    """A subscription as Stripe has it now, and when it was read. Called outside any
+    transaction: no lock is held across the network."""
+    read_at = timezone.now()
+    client = stripe_client()
+    try:
+        data = stripe_call(
+            f"read the subscription {subscription_id}",
+            lambda: client.v1.subscriptions.retrieve(subscription_id),
+        )
+    except StripeRequestFailed as failed:
+        if stripe_not_found(failed.__cause__):
+            raise StripeHasNoSubscription(subscription_id) from None
+        raise
+    return SubscriptionState.from_stripe(as_dict(data)), read_at
+
+
+def subscription_sync(
+    *, subscription_id: str, workspace: Workspace | None = None, event: StripeEvent | None = None
+) -> tuple[Subscription, str]:
+    """Read a subscription from Stripe now and apply it. A read that loses a race to a newer
+    one is ignored."""
+    state, read_at = subscription_read(subscription_id)
+    return subscription_apply_state(state=state, read_at=read_at, workspace=workspace, event=event)
+
+
 def _invoice_payment(client: stripe.StripeClient, invoice_id: str) -> dict[str, str]:
     """What a refund of the invoice names: its payment intent, else its charge."""
     invoice = as_dict(client.v1.invoices.retrieve(invoice_id))
@@ -212,93 +253,3 @@ def subscription_refund_and_cancel(*, subscription_id: str) -> str:
         )
         done.append("cancelled")
     return f"{subscription_id}: " + (", ".join(done) or "already ended, nothing to refund")
-
-
-def _lookup_key(plan: Plan) -> str:
-    return f"atelier-{plan.slug}-{plan.price_cents}-{settings.BILLING_CURRENCY}-month"
-
-
-def _price_matches(price: dict[str, Any], plan: Plan) -> bool:
-    recurring = price.get("recurring") or {}
-    return (
-        price.get("active", True)
-        and price.get("unit_amount") == plan.price_cents
-        and price.get("currency") == settings.BILLING_CURRENCY
-        and recurring.get("interval") == "month"
-    )
-
-
-def _product_ensure(client: stripe.StripeClient, plan: Plan) -> tuple[str, str]:
-    product_id = plan.stripe_product_id or f"atelier-{plan.slug}"
-    try:
-        product = as_dict(client.v1.products.retrieve(product_id))
-    except stripe.StripeError as error:
-        if not stripe_not_found(error):
-            raise
-        created = client.v1.products.create(
-            params={"id": product_id, "name": plan.name, "metadata": {"plan": plan.slug}},
-            options={"idempotency_key": f"atelier-product-{product_id}"},
-        )
-        return created.id, "created"
-    if product.get("name") != plan.name or not product.get("active", True):
-        client.v1.products.update(
-            product_id,
-            params={"name": plan.name, "active": True},
-            options={"idempotency_key": f"atelier-product-{product_id}-{plan.name}"},
-        )
-        return product_id, "updated"
-    return product_id, "unchanged"
-
-
-def _price_ensure(client: stripe.StripeClient, plan: Plan, product_id: str) -> tuple[str, str]:
-    if plan.stripe_price_id:
-        try:
-            current = as_dict(client.v1.prices.retrieve(plan.stripe_price_id))
-        except stripe.StripeError as error:
-            if not stripe_not_found(error):
-                raise
-        else:
-            if _price_matches(current, plan) and current.get("product") == product_id:
-                return plan.stripe_price_id, "unchanged"
-    lookup_key = _lookup_key(plan)
-    found = client.v1.prices.list(params={"lookup_keys": [lookup_key], "active": True})
-    for price in found.data:
-        if _price_matches(as_dict(price), plan):
-            return price.id, "found"
-    # Prices are immutable: a new amount is a new price. Subscribers on the old price keep
-    # their plan through its product.
-    created = client.v1.prices.create(
-        params={
-            "product": product_id,
-            "unit_amount": plan.price_cents,
-            "currency": settings.BILLING_CURRENCY,
-            "recurring": {"interval": "month"},
-            "lookup_key": lookup_key,
-            "transfer_lookup_key": True,
-            "metadata": {"plan": plan.slug},
-        },
-        options={"idempotency_key": f"atelier-price-{lookup_key}"},
-    )
-    return created.id, "created"
-
-
-def stripe_plans_sync() -> list[str]:
-    """Create or update a Stripe product and monthly price for each paid plan and store
-    their ids. Idempotent: a second run changes nothing. Returns one line per plan."""
-    client = stripe_client()
-    report = []
-    for plan in Plan.objects.filter(is_default=False, price_cents__gt=0):
-        product_id, product_action = stripe_call(
-            f"sync the product of {plan.slug}", lambda plan=plan: _product_ensure(client, plan)
-        )
-        price_id, price_action = stripe_call(
-            f"sync the price of {plan.slug}",
-            lambda plan=plan, product_id=product_id: _price_ensure(client, plan, product_id),
-        )
-        Plan.objects.filter(pk=plan.pk).update(
-            stripe_product_id=product_id, stripe_price_id=price_id
-        )
-        report.append(
-            f"{plan.slug}: product {product_id} {product_action}, price {price_id} {price_action}"
-        )
-    return report

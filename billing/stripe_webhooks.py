@@ -6,6 +6,10 @@ handler reads the subscription from Stripe and applies what it finds
 newest state. `customer.subscription.deleted` is the exception: a canceled subscription
 never comes back, so its payload is final. Applying is guarded twice: a read older than the
 one stored is ignored, and an ended subscription is never revived by another event for it.
+
+Stripe delivers anything but a 2xx again, for days. So an event that can never be
+processed is recorded as failed and acknowledged, and only a failure that may pass later
+(Stripe or the database out of reach, an unmapped price, a bug) is answered with a 5xx.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import stripe
@@ -29,17 +33,13 @@ from billing.checkouts import (
     checkout_for_completion,
     checkout_refuse,
 )
-from billing.models import CheckoutSession, StripeEvent, Subscription
-from billing.stripe_client import (
-    BillingNotConfigured,
-    StripeRequestFailed,
-    as_dict,
-    billing_enabled,
-    stripe_call,
-    stripe_client,
-    stripe_not_found,
+from billing.models import CheckoutSession, StripeEvent
+from billing.stripe_client import BillingNotConfigured, billing_enabled
+from billing.stripe_services import (
+    subscription_read,
+    subscription_refund_and_cancel,
+    subscription_sync,
 )
-from billing.stripe_services import subscription_refund_and_cancel
 from billing.subscriptions import (
     SecondSubscription,
     SubscriptionRefused,
@@ -60,6 +60,7 @@ SUBSCRIPTION_EVENTS = {
     "customer.subscription.resumed",
 }
 INVOICE_EVENTS = {"invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"}
+CHECKOUT_EVENTS = {"checkout.session.completed", "checkout.session.expired"}
 # A row left "started" this long ago belongs to a process that died: a redelivery retries it.
 STALE_START = timedelta(minutes=10)
 
@@ -109,32 +110,6 @@ def _event_object(event: StripeEvent) -> dict[str, Any]:
     return obj
 
 
-def subscription_read(subscription_id: str) -> tuple[SubscriptionState, datetime]:
-    """A subscription as Stripe has it now, and when it was read. Called outside any
-    transaction: no lock is held across the network."""
-    read_at = timezone.now()
-    client = stripe_client()
-    try:
-        data = stripe_call(
-            f"read the subscription {subscription_id}",
-            lambda: client.v1.subscriptions.retrieve(subscription_id),
-        )
-    except StripeRequestFailed as failed:
-        if stripe_not_found(failed.__cause__):
-            raise EventUnprocessable(f"Stripe has no subscription {subscription_id}.") from None
-        raise
-    return SubscriptionState.from_stripe(as_dict(data)), read_at
-
-
-def subscription_sync(
-    *, subscription_id: str, workspace: Workspace | None = None, event: StripeEvent | None = None
-) -> tuple[Subscription, str]:
-    """Read a subscription from Stripe now and apply it. A read that loses a race to a newer
-    one is ignored."""
-    state, read_at = subscription_read(subscription_id)
-    return subscription_apply_state(state=state, read_at=read_at, workspace=workspace, event=event)
-
-
 def _second_subscription_undo(checkout: CheckoutSession, state: SubscriptionState) -> None:
     """Refuse a Checkout whose subscription would be the workspace's second: refund it and
     cancel it in Stripe, then say so as the reason the event is refused."""
@@ -177,8 +152,7 @@ def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
 
 
 def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
-    handled = {"checkout.session.completed", "checkout.session.expired"}
-    if event.type not in handled | SUBSCRIPTION_EVENTS | INVOICE_EVENTS:
+    if event.type not in CHECKOUT_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS:
         return None, f"ignored: {event.type} is not handled"
     obj = _event_object(event)
     if event.type == "checkout.session.completed":
@@ -206,7 +180,7 @@ def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
 def _failure(exc: Exception, event: StripeEvent) -> DomainError:
     """What a processing failure means for Stripe's redelivery."""
     if isinstance(exc, DomainError):
-        return exc  # permanent ones are acknowledged; the others carry a 5xx status
+        return exc  # permanent ones are acknowledged; the others map to a 5xx (Stripe's, 502)
     if isinstance(exc, DATABASE_BUSY):
         return _database_busy()
     return WebhookProcessingFailed(event)
