@@ -141,10 +141,6 @@ def _checkout_completed(
     return checkout.workspace, outcome
 
 
-def _checkout_expired(session: dict[str, Any]) -> tuple[None, str]:
-    return None, checkout_expire(session_id=str(session["id"]))
-
-
 def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
     parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
@@ -158,7 +154,7 @@ def _dispatch(event: StripeEvent) -> tuple[Workspace | None, str]:
     if event.type == "checkout.session.completed":
         return _checkout_completed(event, obj)
     if event.type == "checkout.session.expired":
-        return _checkout_expired(obj)
+        return None, checkout_expire(session_id=str(obj["id"]))
     if event.type == "customer.subscription.deleted":
         # Final: apply the payload as read when Stripe created the event.
         row, outcome = subscription_apply_state(
