@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import requests
+from django.test import Client
 
+from accounts.models import User
 from billing.models import CheckoutSession, StripeEvent, Subscription
 from billing.selectors import plan_for
 from tests.billing.conftest import (
@@ -174,3 +176,20 @@ def test_a_completion_naming_another_workspace_than_its_checkout_is_refused(
     assert plan_for(alice.workspace).slug == "free"
     assert plan_for(bob.workspace).slug == "free"
     assert not Subscription.objects.exclude(stripe_subscription_id="").exists()
+
+
+def test_operators_see_each_checkout_and_what_became_of_it(
+    stripe_with_checkout: StripeRecorder, stripe_world: StripeWorld, alice: Person
+) -> None:
+    first_tab, second_tab = _checkout(alice), _checkout(alice)
+    subscription = _pay(stripe_world, alice)
+    post_webhook(_completed(first_tab, subscription, str(alice.workspace.pk)))
+    ops = Client()
+    ops.force_login(User.objects.create_superuser("ops@example.com", "a long passphrase"))
+
+    listing = ops.get("/admin/billing/checkoutsession/").content.decode()
+
+    assert first_tab in listing and second_tab in listing
+    assert ">Completed<" in listing and ">Open<" in listing
+    checkout = CheckoutSession.objects.get(stripe_session_id=first_tab)
+    assert ops.post(f"/admin/billing/checkoutsession/{checkout.pk}/delete/").status_code == 403
