@@ -54,7 +54,9 @@ class StripeRequestFailed(DomainError):
 
     def __init__(self, *, action: str, error: stripe.StripeError) -> None:
         reason = error.user_message or "it did not answer"
-        retry = {"retry_after": STRIPE_RETRY_AFTER} if stripe_transient(error) else {}
+        retry: dict[str, Any] = (
+            {"retry_after": STRIPE_RETRY_AFTER} if stripe_transient(error) else {}
+        )
         super().__init__(
             f"Stripe could not {action}: {reason.rstrip('.')}. Nothing was changed or "
             "charged; please try again in a moment.",

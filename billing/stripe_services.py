@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -134,7 +135,7 @@ def checkout_session_start(
         ),
     )
     checkout_record(workspace=workspace, plan=plan, session_id=session.id)
-    return CheckoutStart(session_id=session.id, url=session.url)
+    return CheckoutStart(session_id=session.id, url=session.url or "")
 
 
 def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = None) -> str:
@@ -231,11 +232,12 @@ def subscription_refund_and_cancel(*, subscription_id: str) -> str:
         else {}
     )
     if payment:
+        refund: Any = {**payment, "metadata": {"subscription": subscription_id}}
         try:
             stripe_call(
                 f"refund {subscription_id}",
                 lambda: client.v1.refunds.create(
-                    params={**payment, "metadata": {"subscription": subscription_id}},
+                    params=refund,
                     options={"idempotency_key": f"atelier-refund-{subscription_id}"},
                 ),
             )

@@ -183,6 +183,7 @@ def _failure(exc: Exception, event: StripeEvent) -> DomainError:
 
 
 def _process(event: StripeEvent) -> tuple[StripeEvent, DomainError | None]:
+    failure: DomainError | None = None
     try:
         workspace, outcome = _dispatch(event)
     except Exception as exc:  # recorded for the operator, who can replay the event
@@ -195,7 +196,6 @@ def _process(event: StripeEvent) -> tuple[StripeEvent, DomainError | None]:
         event.error = f"{type(exc).__name__}: {exc}"
         event.outcome = ""
     else:
-        failure = None
         event.status = StripeEvent.Status.SUCCEEDED
         event.error = ""
         event.outcome = outcome[:300]
@@ -209,7 +209,9 @@ def stripe_event_process(*, event: StripeEvent) -> StripeEvent:
     """Process a claimed (started) event: succeeded with its outcome, or failed with the
     error. A failure leaves nothing of the event half-applied: each handler reads Stripe
     first and then writes everything it changes in one transaction, which the failure
-    rolls back; only the event row records the attempt."""
+    rolls back, and the event row records the attempt. One write is kept on purpose: a
+    Checkout refused as a second subscription stays marked refused even if Stripe then
+    fails to refund or cancel it, so that the redelivery finishes the undoing."""
     return _process(event)[0]
 
 

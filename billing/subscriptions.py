@@ -198,8 +198,9 @@ def subscription_apply_state(
     switching = row.stripe_subscription_id != state.id
 
     # A downgrade whose date has come becomes the plan.
-    if row.pending_plan_id and row.pending_plan_at and row.pending_plan_at <= now:
-        row.plan, row.pending_plan, row.pending_plan_at = row.pending_plan, None, None
+    pending = row.pending_plan if row.pending_plan_id else None
+    if pending is not None and row.pending_plan_at and row.pending_plan_at <= now:
+        row.plan, row.pending_plan, row.pending_plan_at = pending, None, None
     plan_applies = not switching and row.plan_at(now) is not None
     paid_until = row.current_period_end if not switching else None
     if new_plan == row.plan:
