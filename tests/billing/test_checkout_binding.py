@@ -193,3 +193,51 @@ def test_operators_see_each_checkout_and_what_became_of_it(
     assert ">Completed<" in listing and ">Open<" in listing
     checkout = CheckoutSession.objects.get(stripe_session_id=first_tab)
     assert ops.post(f"/admin/billing/checkoutsession/{checkout.pk}/delete/").status_code == 403
+
+
+def test_a_refused_checkout_that_stripe_could_not_refund_is_finished_on_redelivery(
+    stripe_with_checkout: StripeRecorder, stripe_world: StripeWorld, alice: Person
+) -> None:
+    first_tab, second_tab = _checkout(alice), _checkout(alice)
+    first, second = _pay(stripe_world, alice), _pay(stripe_world, alice)
+    reference = str(alice.workspace.pk)
+    assert post_webhook(_completed(first_tab, first, reference)).status_code == 200
+    stripe_answers = stripe_with_checkout.responder
+
+    def refunds_down(request: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        if request.path == "/v1/refunds":
+            return 503, {"error": {"type": "api_error", "message": "Try again later."}}
+        return stripe_answers(request)
+
+    stripe_with_checkout.responder = refunds_down
+    payload = _completed(second_tab, second, reference)
+
+    down = post_webhook(payload)
+
+    assert down.status_code == 502, down.content
+    assert int(down["Retry-After"]) >= 1
+    assert stripe_world.retrieve(second["id"])["status"] == "active"
+    assert CheckoutSession.objects.get(stripe_session_id=second_tab).status == "refused"
+
+    stripe_with_checkout.responder = stripe_answers
+    again = post_webhook(payload)
+
+    assert again.status_code == 200
+    assert "second subscription" in again.json()["error"]["message"]
+    assert stripe_world.retrieve(second["id"])["status"] == "canceled"
+    assert len(_refunds(stripe_world, second)) == 1
+    assert Subscription.objects.get(workspace=alice.workspace).stripe_subscription_id == first["id"]
+
+
+def test_a_checkout_stripe_expired_is_no_longer_pending(
+    stripe_with_checkout: StripeRecorder, alice: Person
+) -> None:
+    session_id = _checkout(alice)
+    assert alice.client().get("/api/v1/billing").json()["activating"] is True
+    session = {"id": session_id, "object": "checkout.session", "status": "expired"}
+
+    response = post_webhook(event_payload("checkout.session.expired", session))
+
+    assert response.json()["status"] == "succeeded"
+    assert CheckoutSession.objects.get(stripe_session_id=session_id).status == "expired"
+    assert alice.client().get("/api/v1/billing").json()["activating"] is False
