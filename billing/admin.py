@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import (
+    CheckoutSession,
     OperatorSwitches,
     Plan,
     PlanChange,
@@ -14,7 +15,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
-from billing.stripe_events import stripe_event_replay
+from billing.stripe_webhooks import stripe_event_replay
 from billing.switches import operator_switches_update
 from config.admin import ReadOnlyAdmin
 
@@ -80,6 +81,14 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     list_filter = ["plan", "status", "cancel_at_period_end"]
     search_fields = ["workspace__name", "stripe_customer_id", "stripe_subscription_id"]
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "workspace", "plan", "status", "stripe_session_id", "closed_at"]
+    list_filter = ["status", "plan"]
+    search_fields = ["workspace__name", "stripe_session_id", "stripe_subscription_id"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(PlanChange)

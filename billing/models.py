@@ -1,3 +1,10 @@
+"""Billing's tables: plans, subscriptions and the Checkouts that start them, plan changes,
+Stripe events, and the quota counters and ledger.
+
+Over 300 lines because Django keeps an app's models in one module; each model here is
+fields, constraints and cheap properties of one row, and the logic lives in the services.
+"""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -148,6 +155,36 @@ class Subscription(models.Model):
         if self.pending_plan_id and self.pending_plan_at and at >= self.pending_plan_at:
             return self.pending_plan
         return self.plan
+
+
+class CheckoutSession(models.Model):
+    """A Stripe Checkout the platform started for a workspace. Only these complete into a
+    subscription, and only for the workspace they were started for (see
+    billing/stripe_webhooks.py for the rule when two of them are paid)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+        REFUSED = "refused", "Refused: a second subscription, refunded and cancelled"
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="checkout_sessions"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    stripe_session_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    stripe_subscription_id = models.CharField(
+        max_length=100, blank=True, help_text="The subscription its completion made."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: {self.plan} checkout {self.stripe_session_id} ({self.status})"
 
 
 class PlanChange(models.Model):

@@ -55,6 +55,7 @@ STATUS_BY_CODE = {
     "policy_refused": 422,
     "quota_exceeded": 429,
     "rate_limit_exceeded": 429,
+    "webhook_processing_failed": 500,
     "billing_not_configured": 501,
     "stripe_error": 502,
     "overloaded": 503,

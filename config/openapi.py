@@ -26,8 +26,6 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from accounts import api as accounts_api
-from billing import api as billing_api
-from billing import subscription_api
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -133,24 +131,6 @@ class ApiKeyCreated(accounts_api.ApiKeyOutput):
         fields = [*accounts_api.ApiKeyOutput.Meta.fields, "key"]
 
 
-class UsageOutput(serializers.Serializer):
-    class PlanRef(serializers.Serializer):
-        slug = serializers.CharField()
-        name = serializers.CharField()
-
-    class Window(serializers.Serializer):
-        window_start = serializers.DateTimeField()
-        used = serializers.IntegerField()
-
-    plan = PlanRef()
-    limit = serializers.IntegerField()
-    used = serializers.IntegerField()
-    remaining = serializers.IntegerField()
-    window_start = serializers.DateTimeField()
-    reset_at = serializers.DateTimeField()
-    history = Window(many=True)
-
-
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -201,74 +181,4 @@ _described(
 _described(
     accounts_api.ApiKeyRevokeApi,
     delete=extend_schema(summary="Revoke an API key", responses={204: None}),
-)
-_described(
-    billing_api.UsageApi,
-    get=extend_schema(summary="Plan, quota and usage history", responses={200: UsageOutput}),
-)
-
-
-class BillingPlan(serializers.Serializer):
-    slug = serializers.CharField()
-    name = serializers.CharField()
-    price_cents = serializers.IntegerField()
-    daily_images = serializers.IntegerField()
-
-
-class BillingPlanOffer(BillingPlan):
-    available = serializers.BooleanField()
-
-
-class BillingSubscription(serializers.Serializer):
-    status = serializers.CharField()
-    plan = BillingPlan(allow_null=True)
-    current_period_end = serializers.DateTimeField(allow_null=True)
-    cancel_at_period_end = serializers.BooleanField()
-    pending_plan = BillingPlan(allow_null=True)
-    pending_plan_at = serializers.DateTimeField(allow_null=True)
-    grace_period_ends_at = serializers.DateTimeField(allow_null=True)
-
-
-class BillingOutput(serializers.Serializer):
-    billing_enabled = serializers.BooleanField()
-    message = serializers.CharField(allow_null=True)
-    plan = BillingPlan(allow_null=True)
-    subscription = BillingSubscription(allow_null=True)
-    activating = serializers.BooleanField()
-    plans = BillingPlanOffer(many=True)
-
-
-class RedirectOutput(serializers.Serializer):
-    id = serializers.CharField(required=False)
-    url = serializers.URLField(help_text="Send the browser here.")
-
-
-STRIPE_ERRORS = {
-    403: error_response("Only the workspace's owner manages billing (`owner_required`)."),
-    409: error_response("Already subscribed, or no billing account yet."),
-    501: error_response("Billing is not set up on this server (`billing_not_configured`)."),
-    502: error_response("Stripe did not answer as expected (`stripe_error`)."),
-}
-
-_described(
-    subscription_api.BillingApi,
-    get=extend_schema(summary="Plan, subscription and the plans on offer", responses=BillingOutput),
-)
-_described(
-    subscription_api.CheckoutApi,
-    post=extend_schema(
-        summary="Start a Stripe Checkout for a plan",
-        request=subscription_api.CheckoutInput,
-        parameters=[IDEMPOTENCY_KEY],
-        responses={201: RedirectOutput, **STRIPE_ERRORS},
-    ),
-)
-_described(
-    subscription_api.PortalApi,
-    post=extend_schema(
-        summary="Open the Stripe customer portal",
-        request=None,
-        parameters=[IDEMPOTENCY_KEY],
-        responses={201: RedirectOutput, **STRIPE_ERRORS},
-    ),
 )

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
+from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from billing.selectors import QuotaStatus, plan_for, plan_limit
-from billing.services import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from config.errors import DomainError
 from generation.models import Image, Job
 from generation.tickets import ticket_send

@@ -7,7 +7,7 @@ from django.db import models, transaction
 
 from accounts.models import ApiKey, User, Workspace
 from accounts.services import api_key_revoke, workspace_suspend, workspace_unsuspend
-from billing.services import quota_refund
+from billing.quotas import quota_refund
 from config.errors import DomainError
 from generation.models import Job
 from generation.services import job_cancel, job_retry

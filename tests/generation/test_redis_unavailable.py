@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 from celery import current_app
-from django.test import Client
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 from PIL import Image as PILImage

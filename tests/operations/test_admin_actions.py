@@ -5,8 +5,8 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import QuotaLedgerEntry
+from billing.quotas import quota_capture
 from billing.selectors import quota_status
-from billing.services import quota_capture
 from generation.models import Job
 from generation.services import job_fail
 from operations.models import AuditEntry

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0004_alter_quotaledgerentry_kind"),
+        ("billing", "0005_checkout_sessions"),
         ("generation", "0007_operator_switches_to_billing"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
