@@ -11,6 +11,7 @@ from billing.selectors import plan_for, quota_status
 from operations.services import (
     audit_record,
     operator_api_key_revoke,
+    operator_membership_remove,
     operator_workspace_suspend,
     operator_workspace_unsuspend,
 )
@@ -86,7 +87,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 )
         formset.save_m2m()  # type: ignore[attr-defined]
         for obj in formset.deleted_objects:  # type: ignore[attr-defined]
-            obj.delete()
+            if isinstance(obj, Membership):  # their keys go with them, audited
+                operator_membership_remove(actor=request.user, membership=obj)
+            else:
+                obj.delete()
 
 
 @admin.register(ApiKey)

@@ -1,21 +1,29 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.decorators import ratelimit
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.mail import account_exists_send, verification_send
 from accounts.models import ApiKey, User
-from accounts.selectors import api_keys_for, workspaces_for
-from accounts.services import api_key_create, api_key_revoke, user_signup
+from accounts.selectors import api_keys_for, membership_of, user_is_verified, workspaces_for
+from accounts.services import (
+    EmailUnverified,
+    api_key_create,
+    api_key_revoke_by_member,
+    api_signup,
+    email_address_to_verify,
+)
 from config.errors import DomainError
 from config.serializers import StrictSerializer
 
@@ -35,6 +43,14 @@ class SignupInput(CredentialsInput):
     name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
 
+class SignupOutput(serializers.Serializer):
+    email = serializers.EmailField()
+    api_key = serializers.CharField(
+        help_text="The secret, shown this once. It works once the address is verified."
+    )
+    message = serializers.CharField()
+
+
 def _me(user: User, workspace: object) -> dict[str, object]:
     return {
         "id": user.pk,
@@ -45,15 +61,31 @@ def _me(user: User, workspace: object) -> dict[str, object]:
     }
 
 
-ip_limited = method_decorator(
-    ratelimit(key="ip", rate=lambda group, request: settings.AUTH_RATE, block=True), name="post"
+def _address_in_body(group: str, request: Request) -> str:
+    data = request.data
+    email = data.get("email") if isinstance(data, dict) else None
+    return str(email).strip().lower() if email else ""
+
+
+def _auth_rate(group: str, request: Request) -> str:
+    return settings.AUTH_RATE
+
+
+# Attempts per IP and per address: guessing one person's password from many addresses, or
+# filling someone's inbox with sign-up mails, runs into one limit or the other.
+ip_limited = method_decorator(ratelimit(key="ip", rate=_auth_rate, block=True), name="post")
+address_limited = method_decorator(
+    ratelimit(key=_address_in_body, rate=_auth_rate, block=True), name="post"
 )
 
 
 @method_decorator(csrf_exempt, name="dispatch")
 @ip_limited
+@address_limited
 class SignupApi(APIView):
-    """Create an account with its personal workspace, and a first API key (shown once)."""
+    """Create an account with its personal workspace, mail a link to verify the address, and
+    hand out a first API key (shown once) that works once the link is followed. An address
+    that already has an account is answered alike (its owner is mailed instead)."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -61,25 +93,26 @@ class SignupApi(APIView):
     def post(self, request: Request) -> Response:
         data = SignupInput(data=request.data)
         data.is_valid(raise_exception=True)
-        if User.objects.filter(email__iexact=data.validated_data["email"]).exists():
-            raise DomainError(
-                "An account with this email exists.", code="email_taken", param="email"
-            )
-        try:
-            user = user_signup(**data.validated_data)
-        except DjangoValidationError as exc:
-            raise DomainError(
-                " ".join(exc.messages), code="weak_password", param="password"
-            ) from None
-        workspace = workspaces_for(user).first()
-        _key, secret = api_key_create(workspace=workspace, user=user, name="first key")
-        body = {**_me(user, workspace), "api_key": secret}
+        signup = api_signup(**data.validated_data)
+        # api_signup has committed: the mail can go now
+        if signup.address is not None:
+            verification_send(request._request, signup.address, signup=True)
+        else:
+            account_exists_send(request._request, signup.email)
+        message = (
+            f"We sent a link to {signup.email}. Follow it to verify the address: the API key "
+            "works from then on."
+        )
+        body = {"email": signup.email, "api_key": signup.secret, "message": message}
         return Response(body, status=201)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
 @ip_limited
+@address_limited
 class LoginApi(APIView):
+    """Start a browser session; only for a verified address."""
+
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
@@ -93,6 +126,10 @@ class LoginApi(APIView):
         )
         if user is None:
             raise DomainError("Wrong email or password.", code="invalid_credentials")
+        # Only after the password: an unknown address and a wrong password answer alike.
+        if not user_is_verified(user):
+            verification_send(request._request, email_address_to_verify(user=user), signup=False)
+            raise EmailUnverified(email=user.email)
         login(request._request, user)
         return Response(_me(user, workspaces_for(user).first()))
 
@@ -112,7 +149,22 @@ class ApiKeyInput(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
+class SessionOnlyForChanges(BasePermission):
+    """Keys are made and revoked by a signed-in person, never with a key: a leaked key must
+    not be able to mint its own replacement or revoke the owner's."""
+
+    message = "Creating and revoking API keys needs a signed-in session, not an API key."
+    code = "session_required"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method in SAFE_METHODS or getattr(request, "api_key", None) is None
+
+
 class ApiKeyListCreateApi(APIView):
+    """The workspace's keys; a member creates their own (with a session)."""
+
+    permission_classes = [IsAuthenticated, SessionOnlyForChanges]
+
     def get(self, request: Request) -> Response:
         keys = api_keys_for(request.workspace)
         return Response({"data": ApiKeyOutput(keys, many=True).data})
@@ -127,6 +179,11 @@ class ApiKeyListCreateApi(APIView):
 
 
 class ApiKeyRevokeApi(APIView):
+    """Owners and admins revoke any key of the workspace, members their own (with a session)."""
+
+    permission_classes = [IsAuthenticated, SessionOnlyForChanges]
+
     def delete(self, request: Request, key_id: str) -> Response:
-        api_key_revoke(key=get_object_or_404(api_keys_for(request.workspace), pk=key_id))
+        key = get_object_or_404(api_keys_for(request.workspace), pk=key_id)
+        api_key_revoke_by_member(key=key, membership=membership_of(request.user, request.workspace))
         return Response(status=204)

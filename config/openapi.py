@@ -119,10 +119,6 @@ class MeOutput(serializers.Serializer):
     workspaces = WorkspaceRef(many=True)
 
 
-class SignupOutput(MeOutput):
-    api_key = serializers.CharField(help_text="The secret, shown this once.")
-
-
 class ApiKeyList(serializers.Serializer):
     data = accounts_api.ApiKeyOutput(many=True)
 
@@ -169,9 +165,10 @@ PNG = OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image.")
 _described(
     accounts_api.SignupApi,
     post=extend_schema(
-        summary="Sign up: account, personal workspace and a first API key",
+        summary="Sign up: account, personal workspace and a first API key, which works once "
+        "the address is verified by the mailed link",
         request=accounts_api.SignupInput,
-        responses={201: SignupOutput, 429: error(ERRORS[429])},
+        responses={201: accounts_api.SignupOutput, 429: error(ERRORS[429])},
         auth=[],
     ),
 )
@@ -183,6 +180,7 @@ _described(
         responses={
             200: MeOutput,
             401: error("Wrong email or password."),
+            403: error("The address is not verified yet (`email_unverified`): a link is mailed."),
             429: error(ERRORS[429]),
         },
         auth=[],
@@ -200,14 +198,17 @@ _described(
     accounts_api.ApiKeyListCreateApi,
     get=extend_schema(summary="The workspace's API keys", responses={200: ApiKeyList}),
     post=extend_schema(
-        summary="Create an API key (its secret is shown once)",
+        summary="Create an API key (its secret is shown once); needs a session, not a key",
         request=accounts_api.ApiKeyInput,
         responses={201: ApiKeyCreated},
     ),
 )
 _described(
     accounts_api.ApiKeyRevokeApi,
-    delete=extend_schema(summary="Revoke an API key", responses={204: None}),
+    delete=extend_schema(
+        summary="Revoke an API key: owners and admins any, members their own; needs a session",
+        responses={204: None},
+    ),
 )
 _described(
     billing_api.UsageApi,
