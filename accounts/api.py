@@ -6,9 +6,9 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.decorators import ratelimit
 from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -79,10 +79,19 @@ address_limited = method_decorator(
 )
 
 
-@method_decorator(csrf_exempt, name="dispatch")
+class JsonOnlyMixin:
+    """Sign-up and login read JSON only. A page on another site can make a browser POST a
+    form or text/plain cross-site without asking, but not application/json (that needs a
+    CORS preflight, which nothing here answers): so no other site can log a visitor into an
+    account of its choosing (login CSRF) or sign them up. DRF exempts these views from
+    Django's CSRF check, which would need a token that an API client does not have."""
+
+    parser_classes = [JSONParser]
+
+
 @ip_limited
 @address_limited
-class SignupApi(APIView):
+class SignupApi(JsonOnlyMixin, APIView):
     """Create an account with its personal workspace, mail a link to verify the address, and
     hand out a first API key (shown once) that works once the link is followed. An address
     that already has an account is answered alike (its owner is mailed instead)."""
@@ -107,10 +116,9 @@ class SignupApi(APIView):
         return Response(body, status=201)
 
 
-@method_decorator(csrf_exempt, name="dispatch")
 @ip_limited
 @address_limited
-class LoginApi(APIView):
+class LoginApi(JsonOnlyMixin, APIView):
     """Start a browser session; only for a verified address."""
 
     authentication_classes: list[type] = []
