@@ -317,7 +317,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             request,
             "web/invitation.html",
             {"invitation": invite, "error": error.message},
-            status=error.status_code,
+            status=http_status(error),
         )
     request.session[SESSION_WORKSPACE_KEY] = str(membership.workspace_id)
     messages.success(request, f"Welcome to {membership.workspace.name}.")
