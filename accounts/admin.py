@@ -95,9 +95,24 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "workspace", "created_by", "last_used_at", "revoked_at"]
+    list_display = [
+        "prefix",
+        "name",
+        "workspace",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "awaiting_verification",
+    ]
     search_fields = ["prefix", "name", "workspace__name"]
-    readonly_fields = ["prefix", "hashed_secret", "last_used_at", "created_at"]
+    # awaiting_verification ends when the address is verified (allauth's email addresses)
+    readonly_fields = [
+        "prefix",
+        "hashed_secret",
+        "last_used_at",
+        "created_at",
+        "awaiting_verification",
+    ]
     actions = ["revoke"]
 
     @admin.action(description="Revoke selected keys")

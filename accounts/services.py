@@ -12,7 +12,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, Membership, User, Workspace
@@ -159,7 +159,19 @@ def api_key_create(
 
 
 def api_key_revoke(*, key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_keys_revoke(keys=ApiKey.objects.filter(pk=key.pk))
+
+
+@transaction.atomic
+def api_keys_revoke(*, keys: QuerySet[ApiKey]) -> list[ApiKey]:
+    """Revoke those of `keys` that still work and return them. Every revocation goes through
+    here, so anything that remembers keys (a cache of lookups) has one place to forget them."""
+    now = timezone.now()
+    revoked = list(keys.select_for_update().filter(revoked_at__isnull=True))
+    ApiKey.objects.filter(pk__in=[key.pk for key in revoked]).update(revoked_at=now)
+    for key in revoked:
+        key.revoked_at = now
+    return revoked
 
 
 def api_key_revoke_by_member(*, key: ApiKey, membership: Membership) -> None:
@@ -215,15 +227,13 @@ def api_keys_release_on_verification(*, user: User) -> int:
     ).update(awaiting_verification=False)
 
 
-def api_keys_revoke_on_password_reset(*, user: User) -> int:
+def api_keys_revoke_on_password_reset(*, user: User) -> list[ApiKey]:
     """A password reset on an account whose address nobody ever verified takes the account
     back from whoever signed up with that address: every key made before it is revoked.
-    (On a verified account the keys are the owner's own, and stay.) Returns how many."""
+    (On a verified account the keys are the owner's own, and stay.) Returns those revoked."""
     if user_is_verified(user):
-        return 0
-    return ApiKey.objects.filter(created_by=user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+        return []
+    return api_keys_revoke(keys=ApiKey.objects.filter(created_by=user))
 
 
 @transaction.atomic
@@ -234,19 +244,13 @@ def membership_remove(*, membership: Membership) -> list[ApiKey]:
     makes that visible and lasting, should the person be invited back. Returns the keys
     revoked, for the caller's audit (accounts does not know the audit log).
     """
-    now = timezone.now()
-    keys = list(
-        ApiKey.objects.select_for_update().filter(
-            workspace_id=membership.workspace_id,
-            created_by_id=membership.user_id,
-            revoked_at__isnull=True,
+    revoked = api_keys_revoke(
+        keys=ApiKey.objects.filter(
+            workspace_id=membership.workspace_id, created_by_id=membership.user_id
         )
     )
-    ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=now)
-    for key in keys:
-        key.revoked_at = now
     membership.delete()
-    return keys
+    return revoked
 
 
 def workspace_suspend(*, workspace: Workspace) -> bool:
