@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage
 
 from operations.selectors import operator_dashboard
 
@@ -28,16 +28,16 @@ class AtelierAdminSite(admin.AdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         # The operators' door gets the same limit as the API's login: per IP and per address.
-        if request.method == "POST" and any(
-            is_ratelimited(
-                request, group="admin-login", key=key, rate=settings.AUTH_RATE, increment=True
-            )
-            for key in ("ip", "post:username")
-        ):
-            return HttpResponse(
-                "Too many sign-in attempts. Wait a minute and try again.",
-                status=429,
-                headers={"Retry-After": "60"},
-                content_type="text/plain",
-            )
+        if request.method == "POST":
+            for key in ("ip", "post:username"):
+                usage = get_usage(
+                    request, group="admin-login", key=key, rate=settings.AUTH_RATE, increment=True
+                )
+                if usage and usage["should_limit"]:
+                    return HttpResponse(
+                        "Too many sign-in attempts. Wait a while and try again.",
+                        status=429,
+                        headers={"Retry-After": str(max(usage["time_left"], 1))},
+                        content_type="text/plain",
+                    )
         return super().login(request, extra_context)
