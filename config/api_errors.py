@@ -45,6 +45,8 @@ STATUS_BY_CODE = {
     "teams_need_paid_plan": 403,
     "invitation_wrong_user": 403,
     "owner_required": 403,
+    "admin_required": 403,
+    "email_unverified": 403,
     "model_not_found": 404,
     "idempotency_key_reused": 409,
     "job_not_cancellable": 409,

@@ -2,11 +2,11 @@
 
 Every operation lists its error responses in the one error shape: AtelierAutoSchema adds
 those that follow from the endpoint itself (authentication, a body, an id in the path), and
-the bodies and extra refusals of the native API are described below, in one place, so that
-the views stay thin. config/urls.py imports this module before the schema is built.
+each view describes its own bodies and extra refusals with @extend_schema beside it, using
+the error response and parameters defined here. This module imports no app.
 
-A DRF view that is not described here (nor with @extend_schema beside it) makes
-`manage.py check` warn (drf_spectacular.W002), and the deploy check test fails on it.
+A DRF view without @extend_schema makes `manage.py check` warn (drf_spectacular.W002), and
+the deploy check test fails on it.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
 )
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
-
-from accounts import api as accounts_api
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -100,37 +96,6 @@ class AtelierAutoSchema(AutoSchema):
         return codes
 
 
-def _described(view: type, **methods: Any) -> None:
-    extend_schema_view(**methods)(view)
-
-
-class MeOutput(serializers.Serializer):
-    class WorkspaceRef(serializers.Serializer):
-        id = serializers.UUIDField()
-        name = serializers.CharField()
-
-    id = serializers.IntegerField()
-    email = serializers.EmailField()
-    name = serializers.CharField()
-    workspace = WorkspaceRef()
-    workspaces = WorkspaceRef(many=True)
-
-
-class SignupOutput(MeOutput):
-    api_key = serializers.CharField(help_text="The secret, shown this once.")
-
-
-class ApiKeyList(serializers.Serializer):
-    data = accounts_api.ApiKeyOutput(many=True)
-
-
-class ApiKeyCreated(accounts_api.ApiKeyOutput):
-    key = serializers.CharField(help_text="The secret, shown this once.")
-
-    class Meta(accounts_api.ApiKeyOutput.Meta):
-        fields = [*accounts_api.ApiKeyOutput.Meta.fields, "key"]
-
-
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -138,47 +103,3 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Makes a retry safe: the same key and body return the same job, uncharged.",
 )
 PNG = OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image.")
-
-_described(
-    accounts_api.SignupApi,
-    post=extend_schema(
-        summary="Sign up: account, personal workspace and a first API key",
-        request=accounts_api.SignupInput,
-        responses={201: SignupOutput, 429: error_response(ERRORS[429])},
-        auth=[],
-    ),
-)
-_described(
-    accounts_api.LoginApi,
-    post=extend_schema(
-        summary="Start a browser session",
-        request=accounts_api.CredentialsInput,
-        responses={
-            200: MeOutput,
-            401: error_response("Wrong email or password."),
-            429: error_response(ERRORS[429]),
-        },
-        auth=[],
-    ),
-)
-_described(
-    accounts_api.LogoutApi,
-    post=extend_schema(summary="End the session", request=None, responses={204: None}),
-)
-_described(
-    accounts_api.MeApi,
-    get=extend_schema(summary="You and your workspaces", responses={200: MeOutput}),
-)
-_described(
-    accounts_api.ApiKeyListCreateApi,
-    get=extend_schema(summary="The workspace's API keys", responses={200: ApiKeyList}),
-    post=extend_schema(
-        summary="Create an API key (its secret is shown once)",
-        request=accounts_api.ApiKeyInput,
-        responses={201: ApiKeyCreated},
-    ),
-)
-_described(
-    accounts_api.ApiKeyRevokeApi,
-    delete=extend_schema(summary="Revoke an API key", responses={204: None}),
-)

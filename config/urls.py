@@ -6,7 +6,6 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import openapi  # noqa: F401  (describes the native views before any schema)
 from config.api_errors import json_404, json_500
 
 urlpatterns = [

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from django.db import models, transaction
 
-from accounts.models import ApiKey, User, Workspace
-from accounts.services import api_key_revoke, workspace_suspend, workspace_unsuspend
+from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.services import (
+    api_key_revoke,
+    membership_remove,
+    workspace_suspend,
+    workspace_unsuspend,
+)
 from billing.quotas import quota_refund
 from config.errors import DomainError
 from generation.models import Job
@@ -80,3 +85,18 @@ def operator_api_key_revoke(*, actor: User, key: ApiKey) -> bool:
     api_key_revoke(key=key)
     audit_record(actor=actor, action="api_key.revoke", target=key)
     return True
+
+
+@transaction.atomic
+def operator_membership_remove(*, actor: User, membership: Membership) -> list[ApiKey]:
+    """Take a person out of a workspace; the keys they made in it are revoked with it."""
+    workspace, email = membership.workspace, membership.user.email
+    revoked = membership_remove(membership=membership)
+    prefixes = ", ".join(f"{key.prefix}…" for key in revoked) or "none"
+    audit_record(
+        actor=actor,
+        action="membership.remove",
+        target=workspace,
+        detail=f"{email} removed; API keys revoked: {prefixes}",
+    )
+    return revoked
