@@ -4,7 +4,9 @@ quota, cap the queue, show a banner. One row, read at most every two seconds per
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from accounts.models import User
 from billing.models import OperatorSwitches
 
 _SWITCHES_TTL = 2.0  # seconds a process keeps the operator switches
@@ -21,7 +23,7 @@ def operator_switches() -> OperatorSwitches:
     return _switches_cache[1]
 
 
-def operator_switches_update(*, user: object = None, **fields: object) -> OperatorSwitches:
+def operator_switches_update(*, user: User | None = None, **fields: Any) -> OperatorSwitches:
     """Change the switches; this process sees them at once, others within two seconds."""
     global _switches_cache
     switches, _ = OperatorSwitches.objects.update_or_create(

@@ -164,11 +164,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body(code="invalid_request", message=message, status_code=400, param=param)
         return Response(body, status=400)
     if isinstance(exc, exceptions.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        if auth_header := getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = auth_header
+        if wait := getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(wait))
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else str(exc.default_code)
         code = {"parse_error": "invalid_json"}.get(code, code)
         body = error_body(code=code, message=str(exc.detail), status_code=exc.status_code)
         return Response(body, status=exc.status_code, headers=headers)

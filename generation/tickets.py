@@ -44,7 +44,8 @@ def lane_tickets_waiting(lane: str) -> int:
     """Tickets waiting in the lane's broker queue (not counting those being worked on)."""
     with current_app.connection_for_write() as connection:
         # Declaring is idempotent, and counts 0 for a queue nobody declared yet.
-        declared = connection.default_channel.queue_declare(queue=lane_queue(lane))
+        channel: Any = connection.default_channel  # kombu's virtual channel declares queues
+        declared = channel.queue_declare(queue=lane_queue(lane))
         return int(declared.message_count)
 
 
