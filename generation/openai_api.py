@@ -424,7 +424,8 @@ class SignedImageContentApi(APIView):
             raise exceptions.PermissionDenied(
                 "This image URL is not valid.", code="invalid_signature"
             ) from None
-        image = Image.objects.filter(pk=image_id).first()
+        # Not while its workspace is suspended (the URL works again on unsuspend).
+        image = Image.objects.filter(pk=image_id, workspace__suspended_at__isnull=True).first()
         if image is None:
             raise Http404
         return FileResponse(image.file.open("rb"), content_type="image/png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -154,6 +155,33 @@ def job_cancel(*, job: Job) -> Job:
     raise DomainError(
         f"The job is {job.status} and can no longer be cancelled.", code="job_not_cancellable"
     )
+
+
+def jobs_cancel_for_workspace(*, workspace: Workspace) -> int:
+    """Cancel every queued and running job of a workspace (a suspension), giving their
+    images back; running ones stop at their next step. Returns the jobs cancelled."""
+    cancelled = 0
+    for job in Job.objects.filter(workspace=workspace, status__in=Job.ACTIVE_STATUSES):
+        with contextlib.suppress(DomainError):  # it finished in the meantime
+            cancelled += job_cancel(job=job).status == Job.Status.CANCELLED
+    return cancelled
+
+
+def jobs_of_suspended_cancel(*, jobs: list[Job]) -> list[Job]:
+    """A claimed batch less the jobs of suspended workspaces, which are cancelled and
+    refunded instead of run (a job admitted while its workspace was being suspended)."""
+    suspended = set(
+        Workspace.objects.filter(
+            pk__in={job.workspace_id for job in jobs}, suspended_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    if not suspended:
+        return jobs
+    for job in jobs:
+        if job.workspace_id in suspended:
+            with contextlib.suppress(DomainError):
+                job_cancel(job=job)
+    return [job for job in jobs if job.workspace_id not in suspended]
 
 
 # Weighted fair queuing across workspaces. A queued job's turn is its rank among its

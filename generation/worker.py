@@ -35,6 +35,7 @@ from generation.services import (
     job_progress,
     job_ticket_again,
     jobs_complete,
+    jobs_of_suspended_cancel,
     jobs_wake_waiting,
 )
 
@@ -70,11 +71,12 @@ def ticket_run(job_id: str) -> None:
     ran: set[str] = set()
     deadline = time.monotonic() + DRAIN_SECONDS
     # Until nothing is left that it may take (held-back jobs are woken when others end).
-    while jobs := job_claim_batch(
+    while claimed := job_claim_batch(
         worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
     ):
-        run_batch(jobs, worker=worker)
-        ran.update(str(job.pk) for job in jobs)
+        ran.update(str(job.pk) for job in claimed)
+        if jobs := jobs_of_suspended_cancel(jobs=claimed):
+            run_batch(jobs, worker=worker)
         if time.monotonic() >= deadline:
             break
     if ran and job_id not in ran:

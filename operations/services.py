@@ -15,7 +15,7 @@ from accounts.services import (
 from billing.quotas import quota_refund
 from config.errors import DomainError
 from generation.models import Job
-from generation.services import job_cancel, job_retry
+from generation.services import job_cancel, job_retry, jobs_cancel_for_workspace
 from operations.models import AuditEntry
 
 
@@ -64,9 +64,13 @@ def operator_job_refund(*, actor: User, job: Job) -> int:
 
 @transaction.atomic
 def operator_workspace_suspend(*, actor: User, workspace: Workspace) -> bool:
+    """Suspend at once: no new jobs, queued and running ones cancelled and refunded (running
+    ones stop at their next step), images not served until unsuspended."""
     changed = workspace_suspend(workspace=workspace)
     if changed:
-        audit_record(actor=actor, action="workspace.suspend", target=workspace)
+        cancelled = jobs_cancel_for_workspace(workspace=workspace)
+        detail = f"{cancelled} jobs cancelled and refunded"
+        audit_record(actor=actor, action="workspace.suspend", target=workspace, detail=detail)
     return changed
 
 
