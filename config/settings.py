@@ -267,6 +267,8 @@ JOB_DEADLINE = env_int("JOB_DEADLINE", 3600, minimum=60)
 JOB_TIME_LIMIT_BASE = env_int("JOB_TIME_LIMIT_BASE", 120, minimum=1)
 JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 30, minimum=1)
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 15, minimum=1)
+# An edit's uploaded photo goes with its last image; one that made none, after this long.
+SOURCE_PHOTO_RETENTION_DAYS = env_int("SOURCE_PHOTO_RETENTION_DAYS", 7, minimum=1)
 # A lane whose broker queue is empty while jobs have waited this long gets tickets again.
 TICKET_RESEND_AFTER = env_int("TICKET_RESEND_AFTER", 60, minimum=1)
 TICKET_RESEND_BATCH = env_int("TICKET_RESEND_BATCH", 8, minimum=1)

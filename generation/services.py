@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
@@ -121,7 +121,9 @@ def job_submit(
             reset_at=reset_at,
         )
     except QuotaExceeded:
-        if job.source_image:  # stored with the row, which the refusal rolls back
+        # An upload stored with the row, which the refusal rolls back, goes too; a file the
+        # job only refers to (an operator's retry of an edit) belongs to another job.
+        if job.source_image and not isinstance(params.get("source_image"), str):
             job.source_image.delete(save=False)
         raise
     _job_enqueue_ticket(job)
@@ -463,13 +465,37 @@ def _job_expire(*, job: Job) -> bool:
 
 
 def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
-    """Delete images (file and row) past the retention their plan gave them when made."""
+    """Delete images (file and row) past the retention their plan gave them when made, and
+    the uploaded photo of an edit once none of its images is left."""
     expired = Image.objects.filter(expires_at__lt=at or timezone.now())
     deleted = 0
-    while batch := list(expired.values_list("pk", "file")[:chunk]):
+    while batch := list(expired.values_list("pk", "file", "job_id")[:chunk]):
+        for _, name, _ in batch:
+            default_storage.delete(name)
+        deleted += Image.objects.filter(pk__in=[pk for pk, _, _ in batch]).delete()[0]
+        emptied = Job.objects.filter(pk__in={job_id for _, _, job_id in batch}, images=None)
+        _source_photos_delete(emptied)
+    return deleted
+
+
+def source_photos_expire(*, at: datetime | None = None) -> int:
+    """Delete the uploaded photos of edits that made no image (failed or cancelled) once
+    SOURCE_PHOTO_RETENTION_DAYS have passed (an operator may retry them until then)."""
+    before = (at or timezone.now()) - timedelta(days=settings.SOURCE_PHOTO_RETENTION_DAYS)
+    unused = Job.objects.filter(
+        status__in=(Job.Status.FAILED, Job.Status.CANCELLED),
+        created_at__lt=before,
+        source_image__gt="",
+    )
+    return _source_photos_delete(unused)
+
+
+def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
+    deleted = 0
+    while batch := list(jobs.exclude(source_image="").values_list("pk", "source_image")[:chunk]):
         for _, name in batch:
             default_storage.delete(name)
-        deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+        deleted += Job.objects.filter(pk__in=[pk for pk, _ in batch]).update(source_image="")
     return deleted
 
 

@@ -14,7 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from generation.admission import worker_alive
-from generation.services import images_expire, jobs_sweep
+from generation.services import images_expire, jobs_sweep, source_photos_expire
 from generation.tickets import tickets_resend
 from generation.worker import pipeline_module, ticket_run, worker_id
 
@@ -65,3 +65,6 @@ def expire_images() -> None:
     deleted = images_expire()
     if deleted:
         logger.info("Deleted %d images past their plan's retention", deleted)
+    photos = source_photos_expire()
+    if photos:
+        logger.info("Deleted %d uploaded photos of edits that made no image", photos)
