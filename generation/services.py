@@ -501,7 +501,7 @@ def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
 
 def image_delete(*, image: Image) -> None:
     """Delete an image, row and file. Its quota stays spent: the image was made."""
-    name = image.file.name
+    name = image.file.name or ""
     image.delete()
     transaction.on_commit(lambda: default_storage.delete(name))
 
