@@ -43,7 +43,14 @@ openai_v1 = [
     path("models/<path:model_id>", openai_api.ModelDetailApi.as_view()),
 ]
 
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for the load balancer: the process answers (touches no database)."""
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
 urlpatterns = [
+    path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("v1/", include(openai_v1)),
