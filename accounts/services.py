@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
@@ -64,46 +68,113 @@ def api_key_create(*, workspace: Workspace, user: User, name: str = "") -> tuple
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    # At once in this process; every other process forgets it within API_KEY_CACHE_SECONDS.
+    _verified_keys.forget(key.hashed_secret)
+
+
+class _VerifiedKeys:
+    """Keys this process verified in the last API_KEY_CACHE_SECONDS, by hashed secret.
+
+    Every API request authenticates, and its key, workspace and owner would otherwise cost a
+    query each time. Entries expire by the clock instead of being invalidated, so that a
+    revocation, a suspension or a deactivation reaches every web process within that many
+    seconds with no message between processes to lose.
+    """
+
+    MAX_ENTRIES = 10_000  # about 5 KB each: a bounded memory cost for a process
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, hashed: str) -> ApiKey | None:
+        entry = self._entries.get(hashed)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def remember(self, hashed: str, key: ApiKey, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                now = time.monotonic()
+                self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+            self._entries[hashed] = (time.monotonic() + seconds, key)
+
+    def forget(self, hashed: str) -> None:
+        with self._lock:
+            self._entries.pop(hashed, None)
+
+    def forget_workspace(self, workspace_id: object) -> None:
+        with self._lock:
+            self._entries = {
+                h: e for h, e in self._entries.items() if e[1].workspace_id != workspace_id
+            }
+
+
+_verified_keys = _VerifiedKeys()
+
+
+def _key_for_request(key: ApiKey) -> ApiKey:
+    """A copy of a remembered key (and its workspace and owner) that one request may change."""
+    copied = copy.copy(key)
+    copied.workspace = copy.copy(key.workspace)
+    copied.created_by = copy.copy(key.created_by)
+    return copied
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
-    """The active key matching `raw`, or None. Records use at most once a minute."""
+    """The active key matching `raw`, or None. Records use at most once a minute.
+
+    A key verified in the last API_KEY_CACHE_SECONDS is taken from this process's memory.
+    """
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
-    key = (
-        ApiKey.objects.select_related("workspace", "created_by")
-        .filter(prefix=parts[1], revoked_at__isnull=True)
-        .first()
-    )
-    if key is None or not secrets.compare_digest(key.hashed_secret, hash_api_key(raw)):
-        return None
-    if not key.created_by.is_active:
-        return None
+    hashed = hash_api_key(raw)
+    key = _verified_keys.get(hashed)
+    if key is None:
+        key = (
+            ApiKey.objects.select_related("workspace", "created_by")
+            .filter(prefix=parts[1], revoked_at__isnull=True)
+            .first()
+        )
+        if key is None or not secrets.compare_digest(key.hashed_secret, hashed):
+            return None
+        if not key.created_by.is_active:
+            return None
+        _verified_keys.remember(hashed, key, settings.API_KEY_CACHE_SECONDS)
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-    return key
+        key.last_used_at = now  # the remembered key too: one update a minute per process
+    return _key_for_request(key)
 
 
 def workspace_suspend(*, workspace: Workspace) -> bool:
     """Stop a workspace from submitting jobs; returns False if it already was suspended."""
-    return (
+    done = (
         Workspace.objects.filter(pk=workspace.pk, suspended_at__isnull=True).update(
             suspended_at=timezone.now()
         )
         == 1
     )
+    _verified_keys.forget_workspace(workspace.pk)  # other processes: API_KEY_CACHE_SECONDS
+    return done
 
 
 def workspace_unsuspend(*, workspace: Workspace) -> bool:
-    return (
+    done = (
         Workspace.objects.filter(pk=workspace.pk, suspended_at__isnull=False).update(
             suspended_at=None
         )
         == 1
     )
+    _verified_keys.forget_workspace(workspace.pk)
+    return done
 
 
 @transaction.atomic

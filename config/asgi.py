@@ -2,7 +2,8 @@
 
 Synchronous views run through Django's WSGI handler on a fixed thread pool, the async
 (waiting) views through its ASGI handler on the event loop; config/front_door.py says why.
-WEB_THREADS, WEB_MAX_QUEUED and WEB_MAX_WAITING bound what one process works on at once.
+WEB_THREADS, WEB_MAX_QUEUED, WEB_MAX_QUEUE_SECONDS and WEB_MAX_WAITING bound what one
+process works on at once.
 """
 
 from __future__ import annotations
@@ -24,4 +25,5 @@ application = FrontDoor(
     threads=settings.WEB_THREADS,
     max_queued=settings.WEB_MAX_QUEUED,
     max_waiting=settings.WEB_MAX_WAITING,
+    max_queue_seconds=settings.WEB_MAX_QUEUE_SECONDS,
 )

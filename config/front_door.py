@@ -25,6 +25,7 @@ import contextvars
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -57,19 +58,21 @@ def overload_response_body() -> bytes:
     return json.dumps(body).encode()
 
 
+def overloaded_start(body: bytes) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(OVERLOAD_RETRY_AFTER).encode()),
+        ],
+    }
+
+
 async def send_overloaded(send: Send) -> None:
     body = overload_response_body()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(OVERLOAD_RETRY_AFTER).encode()),
-            ],
-        }
-    )
+    await send(overloaded_start(body))
     await send({"type": "http.response.body", "body": body})
 
 
@@ -173,6 +176,7 @@ class FrontDoor:
         threads: int,
         max_queued: int,
         max_waiting: int,
+        max_queue_seconds: float = 10.0,
         is_async_path: Callable[[str], bool] | None = None,
     ) -> None:
         self.wsgi_app = wsgi_app
@@ -181,6 +185,7 @@ class FrontDoor:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="web")
         self.max_sync = threads + max_queued
         self.max_waiting = max_waiting
+        self.max_queue_seconds = max_queue_seconds
         self.is_async_path = is_async_path or async_view_path
         self.sync_in_flight = 0
         self.async_in_flight = 0
@@ -235,7 +240,9 @@ class FrontDoor:
             more = message.get("more_body", False)
         environ = wsgi_environ(scope, _Body(loop, receive, bytes(head), more))
         context = contextvars.copy_context()
-        call = functools.partial(context.run, self._respond_in_thread, loop, environ, send)
+        call = functools.partial(
+            context.run, self._respond_in_thread, loop, environ, send, time.monotonic()
+        )
         started, chunks = await loop.run_in_executor(self.executor, call)
         # The usual response (not streamed) was rendered in the thread; send it from here.
         if started is not None:
@@ -243,9 +250,19 @@ class FrontDoor:
         await send({"type": "http.response.body", "body": b"".join(chunks)})
 
     def _respond_in_thread(
-        self, loop: asyncio.AbstractEventLoop, environ: dict[str, Any], send: Send
+        self,
+        loop: asyncio.AbstractEventLoop,
+        environ: dict[str, Any],
+        send: Send,
+        queued_at: float,
     ) -> tuple[Message | None, list[bytes]]:
         """Call the WSGI app. Usual responses come back whole; streamed ones are sent here."""
+        if time.monotonic() - queued_at > self.max_queue_seconds:
+            # Its turn came too late (slow requests ahead): answer now instead of adding to
+            # the backlog, so that every request is answered within a bounded time.
+            self.shed += 1
+            body = overload_response_body()
+            return overloaded_start(body), [body]
         started: Message = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):

@@ -69,11 +69,12 @@ MIDDLEWARE = [
 ]
 
 # The web process (config/asgi.py, config/front_door.py): threads running synchronous views,
-# requests that may wait for one (more are answered 503 at once), and requests that may wait
-# for their images on the event loop (the OpenAI-compatible API).
+# requests that may wait for one (more are answered 503 at once, and so is one that waited
+# too long), and requests that may wait for their images on the event loop (OpenAI's API).
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
 WEB_MAX_QUEUED = env_int("WEB_MAX_QUEUED", 64, minimum=0)
 WEB_MAX_WAITING = env_int("WEB_MAX_WAITING", 1000, minimum=1)
+WEB_MAX_QUEUE_SECONDS = env_int("WEB_MAX_QUEUE_SECONDS", 10, minimum=1)  # then 503, not run
 # API keys are remembered per process for this long: a revoked key stops working on every web
 # process within this many seconds (accounts/authentication.py).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 2, minimum=0)
