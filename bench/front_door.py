@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django
+import requests
 
 django.setup()
 
@@ -55,7 +56,7 @@ from django.db import connection  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import api_key_create, user_signup  # noqa: E402
-from bench.common import gunicorn  # noqa: E402
+from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
 from billing.models import Plan, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 
@@ -66,6 +67,7 @@ SUBMIT_KEYS = 16  # submitting workspaces: no single quota row serialises the lo
 QUEUE_WORKSPACES = 1_000
 SMALL_QUEUE, BIG_QUEUE = 100, int(os.environ.get("BENCH_BIG_QUEUE", "1000000"))
 CLAIM_SAMPLES = 15
+QUEUE_SAMPLES = 40  # submissions timed at each queue depth
 SIGNUPS = 40
 BURST = 2_000
 BURST_SECONDS = 30.0
@@ -142,6 +144,19 @@ def lua_with_keys(keys: list[str], *, method: str, body: dict[str, object] | Non
 
 
 # -- data -----------------------------------------------------------------------------------
+
+
+def submit_p50_ms(url: str, keys: list[str]) -> LoadResult:
+    """QUEUE_SAMPLES submissions from 4 clients, however long each takes (wrk's fixed duration
+    would count none when a deep queue makes each one slower than the run)."""
+
+    def post(session: requests.Session, n: int) -> requests.Response:
+        return session.post(
+            f"{url}/api/v1/generations", json=BODY,
+            headers={"Authorization": f"Bearer {keys[n % len(keys)]}"}, timeout=300,
+        )  # fmt: skip
+
+    return run_load(post, total=QUEUE_SAMPLES, concurrency=4)
 
 
 def unlimited_plan() -> Plan:
@@ -361,10 +376,15 @@ def main() -> None:
         me = wrk(f"{shipped}/api/v1/me", connections=16, script=me_script)
         print(f"GET /api/v1/me             {me}")
         small_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
+        queue_small = submit_p50_ms(shipped, keys)
+        print(
+            f"POST submit, 4 clients, {small_depth:,} queued: p50 {queue_small.p50:.1f} ms "
+            f"p99 {queue_small.percentile(0.99):.1f} ms ({QUEUE_SAMPLES} timed)"
+        )
         submit_small = wrk(
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
         )
-        print(f"POST submit, 4 conns, ~{small_depth} queued: {submit_small}")
+        print(f"POST submit, 4 conns (wrk):  {submit_small}")
         submit = wrk(f"{shipped}/api/v1/generations", connections=16, script=submit_script)
         print(f"POST submit, 16 conns:     {submit}")
         small_claim = claim_ms()
@@ -375,10 +395,12 @@ def main() -> None:
         queue_fill(total=BIG_QUEUE, workspaces=workspaces)
         print(f"  filled in {time.perf_counter() - fill_start:.0f} s")
         big_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
-        submit_big = wrk(
-            f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
+        queue_big = submit_p50_ms(shipped, keys)
+        print(
+            f"POST submit, 4 clients, {big_depth:,} queued: p50 {queue_big.p50:.1f} ms "
+            f"p99 {queue_big.percentile(0.99):.1f} ms, {queue_big.rps:.1f} req/s "
+            f"({QUEUE_SAMPLES} timed)"
         )
-        print(f"POST submit, 4 conns, {big_depth:,} queued: {submit_big}")
         big_claim = claim_ms()
         print(f"worker claim at {big_depth:,} queued: {big_claim:.1f} ms")
 
@@ -398,7 +420,7 @@ def main() -> None:
         f"RESULT server_ratio={server_ratio:.2f} me_ratio={me.rps / reference_rps:.2f} "
         f"submit_ratio={submit.rps / reference_rps:.2f} "
         f"submit_p99_ms={submit_small.p99_ms:.1f} "
-        f"queue_ratio={submit_big.p50_ms / submit_small.p50_ms:.2f} claim_ms={big_claim:.1f} "
+        f"queue_ratio={queue_big.p50 / queue_small.p50:.2f} claim_ms={big_claim:.1f} "
         f"signups_per_core={rate:.1f} burst_5xx={burst_5xx} burst_unanswered={unanswered}"
     )
     print(f"reference hello {reference_rps:.0f} req/s, shipped hello {shipped_rps:.0f} req/s")

@@ -1,9 +1,10 @@
 """A database that cannot take one more request is overload: 503 with Retry-After, never 500.
 
 The web process borrows connections from a bounded pool (settings.DB_POOL_MAX_SIZE). When none
-frees up within DB_POOL_TIMEOUT, or PostgreSQL itself refuses a new client, the request is
-answered like any other overload: 503 `overloaded` in the API's error shape, with
-`Retry-After`, so that clients come back later instead of seeing a server error.
+frees up within DB_POOL_TIMEOUT, when PostgreSQL itself refuses a new client, or when a
+statement outlives DB_STATEMENT_TIMEOUT, the request is answered like any other overload:
+503 `overloaded` in the API's error shape, with `Retry-After`, so that clients come back
+later instead of seeing a server error.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ from config import api_errors
 
 DATABASE_RETRY_AFTER = 2  # seconds
 
-# PostgreSQL's answers to a new client that mean "busy", not "broken".
-_BUSY = (pg_errors.TooManyConnections, pg_errors.CannotConnectNow, pg_errors.InsufficientResources)
+# PostgreSQL's answers that mean "busy", not "broken": no room for a new client, or a
+# statement cancelled by the web processes' statement_timeout (DB_STATEMENT_TIMEOUT).
+_BUSY = (
+    pg_errors.TooManyConnections,
+    pg_errors.CannotConnectNow,
+    pg_errors.InsufficientResources,
+    pg_errors.QueryCanceled,
+)
 
 
 def database_unavailable(exc: BaseException | None) -> bool:

@@ -122,6 +122,13 @@ if DB_POOL_MAX_SIZE:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env_int("DB_POOL_TIMEOUT", 2, minimum=1),
     }
+# A statement running longer than this (seconds; 0: no limit) is cancelled and its request
+# answered 503 `overloaded`: under overload a web request must end, not hang (web: 15 s).
+DB_STATEMENT_TIMEOUT = env_int("DB_STATEMENT_TIMEOUT", 0, minimum=0)
+if DB_STATEMENT_TIMEOUT:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c statement_timeout={DB_STATEMENT_TIMEOUT * 1000}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves the Celery broker, the cache and the rate-limit counters.

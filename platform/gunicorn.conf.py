@@ -12,6 +12,8 @@ _threads = int(os.environ.setdefault("WEB_THREADS", "8"))
 # Database connections per web process: one per thread, and a few for the waiting views'
 # short reads. Past it a request waits DB_POOL_TIMEOUT s, then is answered 503.
 os.environ.setdefault("DB_POOL_MAX_SIZE", str(_threads + 4))
+# A statement past this many seconds is cancelled and its request answered 503, never a hang.
+os.environ.setdefault("DB_STATEMENT_TIMEOUT", "15")
 # Connections the kernel holds for a busy worker; past the in-flight bounds each one is
 # still answered (503 with Retry-After), so a burst is never dropped at accept.
 backlog = int(os.environ.get("WEB_BACKLOG", "4096"))
