@@ -66,7 +66,7 @@ ROUNDS = 2  # alternating reference / shipped hello-world rounds
 SUBMIT_KEYS = 16  # submitting workspaces: no single quota row serialises the load
 QUEUE_WORKSPACES = 1_000
 SMALL_QUEUE, BIG_QUEUE = 100, int(os.environ.get("BENCH_BIG_QUEUE", "1000000"))
-CLAIM_SAMPLES = 15
+CLAIM_SAMPLES = 7
 QUEUE_SAMPLES = 40  # submissions timed at each queue depth
 SIGNUPS = 40
 BURST = 2_000
@@ -239,15 +239,21 @@ def claim_ms() -> float:
     return statistics.median(timings[1:])  # the first warms the caches
 
 
-def signups_per_core() -> tuple[float, float]:
-    """Sign-ups a second in one thread (one core), and PBKDF2's seconds per hash for scale."""
-    start = time.perf_counter()
+def signups_per_core() -> tuple[float, float, float]:
+    """Sign-ups per CPU-second of the process doing them (hashing, validation, ORM), the same
+    in wall-clock time from one thread, and PBKDF2's CPU seconds per hash for scale.
+
+    Per CPU-second is the figure that sizes a fleet, and it does not move with what else the
+    machine runs; the wall-clock rate does (it includes the database's round trips)."""
+    user_signup(email="signup-warm@example.com", password=PASSWORD)  # loads the validators
+    cpu, wall = time.process_time(), time.perf_counter()
     for n in range(SIGNUPS):
         user_signup(email=f"signup-{n}@example.com", password=PASSWORD)
-    rate = SIGNUPS / (time.perf_counter() - start)
-    start = time.perf_counter()
+    per_cpu_second = SIGNUPS / (time.process_time() - cpu)
+    per_second = SIGNUPS / (time.perf_counter() - wall)
+    cpu = time.process_time()
     make_password(PASSWORD, hasher="pbkdf2_sha256")
-    return rate, time.perf_counter() - start
+    return per_cpu_second, per_second, time.process_time() - cpu
 
 
 # -- the burst ------------------------------------------------------------------------------
@@ -404,10 +410,10 @@ def main() -> None:
         big_claim = claim_ms()
         print(f"worker claim at {big_depth:,} queued: {big_claim:.1f} ms")
 
-        rate, pbkdf2_seconds = signups_per_core()
+        rate, wall_rate, pbkdf2_seconds = signups_per_core()
         print(
-            f"sign-ups: {rate:.1f}/s on one core with {settings.PASSWORD_HASHERS[0]} "
-            f"(PBKDF2 alone: {pbkdf2_seconds:.2f} s per hash)"
+            f"sign-ups with {settings.PASSWORD_HASHERS[0]}: {rate:.1f} per CPU-second, "
+            f"{wall_rate:.1f}/s from one thread (PBKDF2 alone: {pbkdf2_seconds:.2f} CPU-s a hash)"
         )
 
         print(f"Burst: {BURST} concurrent submissions, half from a free workspace ...")
