@@ -385,7 +385,8 @@ def main() -> None:
         queue_small = submit_p50_ms(shipped, keys)
         print(
             f"POST submit, 4 clients, {small_depth:,} queued: p50 {queue_small.p50:.1f} ms "
-            f"p99 {queue_small.percentile(0.99):.1f} ms ({QUEUE_SAMPLES} timed)"
+            f"p99 {queue_small.percentile(0.99):.1f} ms ({QUEUE_SAMPLES} timed; "
+            f"statuses {dict(sorted(queue_small.statuses.items()))})"
         )
         submit_small = wrk(
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
@@ -405,7 +406,7 @@ def main() -> None:
         print(
             f"POST submit, 4 clients, {big_depth:,} queued: p50 {queue_big.p50:.1f} ms "
             f"p99 {queue_big.percentile(0.99):.1f} ms, {queue_big.rps:.1f} req/s "
-            f"({QUEUE_SAMPLES} timed)"
+            f"({QUEUE_SAMPLES} timed; statuses {dict(sorted(queue_big.statuses.items()))})"
         )
         big_claim = claim_ms()
         print(f"worker claim at {big_depth:,} queued: {big_claim:.1f} ms")
