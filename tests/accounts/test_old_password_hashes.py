@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import make_password
 from rest_framework.test import APIClient
 
@@ -23,6 +24,7 @@ def login(email: str, password: str) -> int:
 @pytest.mark.parametrize("old_hasher", ["pbkdf2_sha256", "pbkdf2_sha1"])
 def test_an_old_pbkdf2_password_logs_in_and_is_upgraded_to_argon2id(old_hasher: str) -> None:
     user = user_signup(email="olga@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
     User.objects.filter(pk=user.pk).update(password=make_password(PASSWORD, hasher=old_hasher))
 
     assert login("olga@example.com", "not the password") == 401
