@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web import views
+from web import views, workspace_views
 
 app_name = "web"
 
@@ -15,14 +15,14 @@ urlpatterns = [
     path("images/<uuid:image_id>", views.image_content, name="image"),
     path("gallery/", views.gallery, name="gallery"),
     path("gallery/<uuid:image_id>/delete/", views.image_delete_view, name="image_delete"),
-    path("billing/", views.billing, name="billing"),
-    path("billing/checkout/", views.billing_checkout, name="billing_checkout"),
-    path("billing/portal/", views.billing_portal, name="billing_portal"),
-    path("keys/", views.api_keys, name="keys"),
-    path("keys/<uuid:key_id>/revoke/", views.api_key_revoke_view, name="key_revoke"),
-    path("team/", views.team, name="team"),
-    path("team/invite/", views.team_invite, name="team_invite"),
-    path("workspaces/new/", views.workspace_new, name="workspace_new"),
-    path("workspaces/switch/", views.workspace_switch, name="workspace_switch"),
-    path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("billing/", workspace_views.billing, name="billing"),
+    path("billing/checkout/", workspace_views.billing_checkout, name="billing_checkout"),
+    path("billing/portal/", workspace_views.billing_portal, name="billing_portal"),
+    path("keys/", workspace_views.api_keys, name="keys"),
+    path("keys/<uuid:key_id>/revoke/", workspace_views.api_key_revoke_view, name="key_revoke"),
+    path("team/", workspace_views.team, name="team"),
+    path("team/invite/", workspace_views.team_invite, name="team_invite"),
+    path("workspaces/new/", workspace_views.workspace_new, name="workspace_new"),
+    path("workspaces/switch/", workspace_views.workspace_switch, name="workspace_switch"),
+    path("invitations/<str:token>/", workspace_views.invitation, name="invitation"),
 ]
