@@ -15,16 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.keys import api_key_create, api_key_revoke_by_member
 from accounts.mail import account_exists_send, verification_send
 from accounts.models import ApiKey, User, Workspace
 from accounts.selectors import api_keys_for, membership_of, user_is_verified, workspaces_for
-from accounts.services import (
-    EmailUnverified,
-    api_key_create,
-    api_key_revoke_by_member,
-    api_signup,
-    email_address_to_verify,
-)
+from accounts.services import EmailUnverified, api_signup, email_address_to_verify
 from config.errors import DomainError
 from config.openapi import ERRORS, error_response
 from config.serializers import StrictSerializer

@@ -15,9 +15,9 @@ from rest_framework.authentication import (
 )
 from rest_framework.request import Request
 
+from accounts.keys import api_key_authenticate
 from accounts.models import ApiKey, Workspace
 from accounts.selectors import workspace_for_user
-from accounts.services import api_key_authenticate
 
 SESSION_WORKSPACE_KEY = "workspace_id"
 

@@ -29,9 +29,10 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
+from accounts.keys import api_key_create  # noqa: E402
 from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
-from accounts.services import api_key_create, user_signup  # noqa: E402
+from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
 from billing.models import Plan, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402

@@ -37,8 +37,9 @@ import requests  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 
+from accounts.keys import api_key_create  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
-from accounts.services import api_key_create, user_signup  # noqa: E402
+from accounts.services import user_signup  # noqa: E402
 from bench.common import ROOT, gunicorn  # noqa: E402
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.admission import live_workers  # noqa: E402

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from django.db import models, transaction
 
+from accounts.keys import api_key_revoke
 from accounts.models import ApiKey, Membership, User, Workspace
-from accounts.services import (
-    api_key_revoke,
-    membership_remove,
-    workspace_suspend,
-    workspace_unsuspend,
-)
+from accounts.services import membership_remove, workspace_suspend, workspace_unsuspend
 from billing.quotas import quota_refund
 from config.errors import DomainError
 from generation.models import Job

@@ -18,9 +18,10 @@ from django.core import mail
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.keys import api_key_create
 from accounts.models import User, Workspace
 from accounts.selectors import workspaces_for
-from accounts.services import api_key_create, user_signup
+from accounts.services import user_signup
 from billing.models import Plan, Subscription
 
 PASSWORD = "correct horse battery staple"

@@ -11,12 +11,9 @@ from allauth.account.models import EmailAddress
 from django.db import transaction
 from django.http import HttpRequest
 
+from accounts.keys import api_keys_release_on_verification, api_keys_revoke_on_password_reset
 from accounts.models import User
-from accounts.services import (
-    api_keys_release_on_verification,
-    api_keys_revoke_on_password_reset,
-    personal_workspace_create,
-)
+from accounts.services import personal_workspace_create
 
 
 class AccountAdapter(DefaultAccountAdapter):

@@ -12,15 +12,10 @@ from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
 from accounts.authentication import SESSION_WORKSPACE_KEY
+from accounts.keys import api_key_create, api_key_revoke_by_member
 from accounts.models import Invitation
 from accounts.selectors import api_keys_for, members_of, open_invitations_for, workspaces_for
-from accounts.services import (
-    api_key_create,
-    api_key_revoke_by_member,
-    invitation_accept,
-    invitation_create,
-    workspace_create,
-)
+from accounts.services import invitation_accept, invitation_create, workspace_create
 from billing.selectors import billing_overview, plan_for, quota_status, usage_history
 from billing.stripe_client import billing_enabled
 from billing.stripe_services import checkout_session_start, portal_session_start

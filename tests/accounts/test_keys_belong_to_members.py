@@ -9,8 +9,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.keys import api_key_authenticate, api_key_create
 from accounts.models import ApiKey, Membership, Workspace
-from accounts.services import api_key_authenticate, api_key_create, membership_remove
+from accounts.services import membership_remove
 from operations.models import AuditEntry
 from tests.conftest import Person, make_person
 

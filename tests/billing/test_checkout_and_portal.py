@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
+from accounts.keys import api_key_create
 from accounts.models import Membership
-from accounts.services import api_key_create
 from billing.models import Plan, Subscription
 from tests.billing.conftest import RecordedRequest, StripeRecorder, stripe_error
 from tests.conftest import Person, make_person

@@ -13,8 +13,8 @@ import pytest
 import requests
 from django.conf import settings
 
+from accounts.keys import api_key_revoke
 from accounts.models import ApiKey
-from accounts.services import api_key_revoke
 from tests.conftest import make_person
 from tests.e2e.web_server import web_server
 
