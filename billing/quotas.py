@@ -36,18 +36,27 @@ class JobRef(Protocol):
 class QuotaExceeded(DomainError):
     code = "quota_exceeded"
 
-    def __init__(self, *, limit: int, reset_at: datetime) -> None:
+    def __init__(self, *, limit: int, reset_at: datetime, allowance: bool = False) -> None:
+        """`allowance`: the limit is the owner's free allowance, shared by their free
+        workspaces (the refusal says so: this workspace alone may have made nothing)."""
         wait = max(int((reset_at - timezone.now()).total_seconds()), 1)
+        shared = (
+            "Free images are counted per person, across all the free workspaces of this "
+            "workspace's owner. "
+            if allowance
+            else ""
+        )
         super().__init__(
             f"You have used all {limit} images of your quota. It resets at "
             f"{reset_at:%Y-%m-%d %H:%M} UTC (in {duration_text(wait)}). "
-            "Upgrade your plan for a larger quota.",
+            f"{shared}Upgrade your plan for a larger quota.",
             limit=limit,
             reset_at=reset_at,
             retry_after=wait,
         )
         self.limit = limit
         self.reset_at = reset_at
+        self.allowance = allowance
 
 
 # One statement admits or refuses, under any concurrency never past the limit: the limit in
@@ -117,7 +126,7 @@ def quota_reserve(
         )
         limit, used, allowance = cursor.fetchone()
     if used is None:
-        raise QuotaExceeded(limit=limit, reset_at=reset_at)
+        raise QuotaExceeded(limit=limit, reset_at=reset_at, allowance=allowance)
     return Reservation(used=used, limit=limit, allowance=allowance)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -103,7 +104,7 @@ def plan_shares_allowance(plan: Plan) -> bool:
     return plan.is_default
 
 
-def quota_params(*, workspace_id: object, plan: Plan, at: datetime) -> dict[str, object]:
+def quota_params(*, workspace_id: Any, plan: Plan, at: datetime) -> dict[str, Any]:
     """The parameters of LIMIT_SQL for a workspace on `plan` at `at`."""
     return {
         "workspace": workspace_id,

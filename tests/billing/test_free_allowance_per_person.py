@@ -83,6 +83,7 @@ def test_a_second_free_workspace_shows_what_is_left_of_its_owners_images(alice: 
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "quota_exceeded"
         assert refused["X-RateLimit-Remaining-Images"] == "0"
+        assert "Free images are counted per person" in refused.json()["error"]["message"]
     # Both read the shared allowance; each history keeps what that workspace made.
     assert (personal_usage["used"], side_usage["used"]) == (3, 3)
     assert personal_usage["history"] == [{"window_start": "2026-03-02T00:00:00Z", "used": 2}]
