@@ -64,18 +64,18 @@ OVERRIDE_SQL = """
 # counts on its own counter. An override is one workspace's own limit, so it takes the
 # workspace out of the shared allowance.
 LIMIT_SQL = f"""
-    SELECT COALESCE(override.images, %(plan_limit)s) AS limit_images,
-           CASE WHEN %(allowance)s AND override.images IS NULL THEN (
+    SELECT COALESCE(override.daily_images, %(plan_limit)s) AS limit_images,
+           CASE WHEN %(allowance)s AND override.daily_images IS NULL THEN (
                SELECT user_id FROM accounts_membership
                WHERE workspace_id = %(workspace)s AND role = 'owner'
                ORDER BY created_at, id LIMIT 1
            ) END AS person_id
-    FROM (SELECT ({OVERRIDE_SQL}) AS images) AS override
+    FROM (SELECT) AS one LEFT JOIN ({OVERRIDE_SQL}) AS override ON true
 """  # noqa: S608 (composed of constants)
 
 # A window's usage and the limit in force, in one round trip.
 _QUOTA_SQL = f"""
-    WITH quota AS ({LIMIT_SQL})
+    WITH quota AS MATERIALIZED ({LIMIT_SQL})
     SELECT CASE WHEN quota.person_id IS NULL
                 THEN (SELECT used FROM billing_quotacounter
                       WHERE workspace_id = %(workspace)s AND window_start = %(window)s)
