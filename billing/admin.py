@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import (
+    AllowanceCounter,
     CheckoutSession,
     OperatorSwitches,
     Plan,
@@ -50,9 +51,18 @@ class QuotaCounterAdmin(ReadOnlyAdmin):
     date_hierarchy = "window_start"
 
 
+@admin.register(AllowanceCounter)
+class AllowanceCounterAdmin(ReadOnlyAdmin):
+    """A person's free images per window, across every free workspace they own."""
+
+    list_display = ["person", "window_start", "used"]
+    search_fields = ["person__email"]
+    date_hierarchy = "window_start"
+
+
 @admin.register(QuotaLedgerEntry)
 class QuotaLedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "workspace", "job", "kind", "images", "window_start"]
+    list_display = ["created_at", "workspace", "person", "job", "kind", "images", "window_start"]
     list_filter = ["kind"]
     search_fields = ["workspace__name", "job__id"]
 

@@ -1,5 +1,5 @@
 """Billing's tables: plans, subscriptions and the Checkouts that start them, plan changes,
-Stripe events, and the quota counters and ledger.
+Stripe events, and the quota counters (a workspace's, a person's free allowance) and ledger.
 
 Over 300 lines because Django keeps an app's models in one module; each model here is
 fields, constraints and cheap properties of one row, and the logic lives in the services.
@@ -253,12 +253,18 @@ class StripeEvent(models.Model):
 
 
 class QuotaOverride(models.Model):
-    """An operator's change to one workspace's limit per window, until a date or for good."""
+    """An operator's change to one workspace's limit per window, until a date or for good.
+
+    It is that workspace's own limit, counted on its own counter: on the free plan it takes
+    the workspace out of its owner's shared allowance while in force."""
 
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="quota_overrides"
     )
-    daily_images = models.PositiveIntegerField(help_text="Images per window while in force.")
+    daily_images = models.PositiveIntegerField(
+        help_text="Images per window while in force, for this workspace alone (on the free "
+        "plan, instead of its owner's allowance shared by all their free workspaces)."
+    )
     until = models.DateTimeField(null=True, blank=True, help_text="Empty: until removed.")
     reason = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
@@ -274,7 +280,9 @@ class QuotaOverride(models.Model):
 
 
 class QuotaCounter(models.Model):
-    """Images reserved by a workspace in one window: the only row admission touches."""
+    """Images reserved by a workspace in one window. It limits a workspace that draws on its
+    own plan (a paid plan, or an override); on the free plan it only tallies the workspace's
+    share of its owner's allowance (AllowanceCounter), for the usage history."""
 
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="quota_counters"
@@ -294,6 +302,31 @@ class QuotaCounter(models.Model):
         return f"{self.workspace} {self.window_start:%Y-%m-%d %H:%M}: {self.used}"
 
 
+class AllowanceCounter(models.Model):
+    """Images a person reserved in one window across the free workspaces they own: the free
+    allowance belongs to a person, so opening more workspaces does not multiply it."""
+
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="allowance_counters",
+        db_index=False,  # the unique (person, window_start) index serves lookups by person
+    )
+    window_start = models.DateTimeField()
+    used = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "window_start"], name="one_allowance_counter_per_window"
+            ),
+            models.CheckConstraint(condition=Q(used__gte=0), name="allowance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.window_start:%Y-%m-%d %H:%M}: {self.used}"
+
+
 class QuotaLedgerEntry(models.Model):
     """Reserve on admission, then exactly one of capture (success) or release (refund)."""
 
@@ -307,6 +340,12 @@ class QuotaLedgerEntry(models.Model):
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="ledger"
     )
+    # Whose free allowance the reservation drew on (empty: only the workspace's own counter),
+    # so that settling it gives back to the very counters the reservation raised.
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
     kind = models.CharField(max_length=10, choices=Kind.choices)
     images = models.PositiveIntegerField()
     window_start = models.DateTimeField()

@@ -1,9 +1,13 @@
 """Quota accounting: reserve on admission, capture on success, release on failure.
 
-The counter row per (workspace, window) is changed only by conditional statements that
+The free plan's images are a person's allowance, not a workspace's: every free workspace a
+person owns draws on one counter per (person, window), so opening workspaces does not
+multiply it. A workspace on a paid plan, or under an operator's override, draws on its own
+counter per (workspace, window). Counters are changed only by conditional statements that
 compute in the database (`used = used + n ... WHERE used + n <= limit`), so concurrent
-submissions can never admit more than the limit. The ledger's
-unique constraints make a retried task or a duplicated message unable to settle twice.
+submissions can never admit more than the limit. The reserve entry in the ledger names the
+counters it raised, and settling gives back to those; the ledger's unique constraints make
+a retried task or a duplicated message unable to settle twice.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.models import QuotaCounter, QuotaLedgerEntry
-from billing.selectors import OVERRIDE_SQL
+from billing.models import AllowanceCounter, Plan, QuotaCounter, QuotaLedgerEntry
+from billing.selectors import LIMIT_SQL, quota_params
 from config.durations import duration_text
 from config.errors import DomainError
 
@@ -32,73 +36,98 @@ class JobRef(Protocol):
 class QuotaExceeded(DomainError):
     code = "quota_exceeded"
 
-    def __init__(self, *, limit: int, reset_at: datetime) -> None:
+    def __init__(self, *, limit: int, reset_at: datetime, allowance: bool = False) -> None:
+        """`allowance`: the limit is the owner's free allowance, shared by their free
+        workspaces (the refusal says so: this workspace alone may have made nothing)."""
         wait = max(int((reset_at - timezone.now()).total_seconds()), 1)
+        shared = (
+            "Free images are counted per person, across all the free workspaces of this "
+            "workspace's owner. "
+            if allowance
+            else ""
+        )
         super().__init__(
             f"You have used all {limit} images of your quota. It resets at "
             f"{reset_at:%Y-%m-%d %H:%M} UTC (in {duration_text(wait)}). "
-            "Upgrade your plan for a larger quota.",
+            f"{shared}Upgrade your plan for a larger quota.",
             limit=limit,
             reset_at=reset_at,
             retry_after=wait,
         )
         self.limit = limit
         self.reset_at = reset_at
+        self.allowance = allowance
 
 
 # One statement admits or refuses, under any concurrency never past the limit: the limit in
-# force (the newest override, else the plan's), the window's counter created or raised only
-# while `used + images <= limit` (ON CONFLICT locks the row and re-checks the condition on
-# its latest version), and the job's reserve entry written only if the counter moved.
+# force and whose counter it applies to (LIMIT_SQL), then the counter that limits raised
+# only while `used + images <= limit` (ON CONFLICT locks the row and re-checks the condition
+# on its latest version): the owner's allowance counter on the free plan, else the
+# workspace's own. The workspace's counter always counts the images (its usage history); on
+# the free plan it moves only if the allowance did, with no limit of its own. The job's
+# reserve entry, naming the allowance drawn on, is written only if the counters moved.
+# Rows are locked in one order, the person's before the workspace's, as settlements do.
 _RESERVE_SQL = f"""
-    WITH quota AS (
-        SELECT COALESCE(({OVERRIDE_SQL}), %(plan_limit)s) AS limit_images
+    WITH quota AS ({LIMIT_SQL}), allowance AS (
+        INSERT INTO billing_allowancecounter (person_id, window_start, used)
+        SELECT quota.person_id, %(window)s, %(images)s FROM quota
+        WHERE quota.person_id IS NOT NULL AND %(images)s <= quota.limit_images
+        ON CONFLICT (person_id, window_start) DO UPDATE
+        SET used = billing_allowancecounter.used + EXCLUDED.used
+        WHERE billing_allowancecounter.used + EXCLUDED.used <= (SELECT limit_images FROM quota)
+        RETURNING used
     ), counted AS (
         INSERT INTO billing_quotacounter (workspace_id, window_start, used)
         SELECT %(workspace)s, %(window)s, %(images)s FROM quota
-        WHERE %(images)s <= quota.limit_images
+        WHERE CASE WHEN quota.person_id IS NULL THEN %(images)s <= quota.limit_images
+                   ELSE EXISTS (SELECT FROM allowance) END
         ON CONFLICT (workspace_id, window_start) DO UPDATE
         SET used = billing_quotacounter.used + EXCLUDED.used
-        WHERE billing_quotacounter.used + EXCLUDED.used <= (SELECT limit_images FROM quota)
+        WHERE (SELECT person_id FROM quota) IS NOT NULL
+           OR billing_quotacounter.used + EXCLUDED.used <= (SELECT limit_images FROM quota)
         RETURNING used
     ), entry AS (
         INSERT INTO billing_quotaledgerentry
-            (job_id, workspace_id, kind, images, window_start, created_at)
-        SELECT %(job)s, %(workspace)s, 'reserve', %(images)s, %(window)s, %(at)s FROM counted
+            (job_id, workspace_id, person_id, kind, images, window_start, created_at)
+        SELECT %(job)s, %(workspace)s, quota.person_id, 'reserve', %(images)s, %(window)s,
+               %(at)s
+        FROM quota, counted
     )
-    SELECT quota.limit_images, (SELECT used FROM counted) FROM quota
+    SELECT quota.limit_images,
+           CASE WHEN quota.person_id IS NULL THEN (SELECT used FROM counted)
+                ELSE (SELECT used FROM allowance) END,
+           quota.person_id IS NOT NULL
+    FROM quota
 """  # noqa: S608 (composed of constants)
 
 
 @dataclass(frozen=True)
 class Reservation:
-    used: int  # the window's total, this job's images included
+    used: int  # the counter's total, this job's images included
     limit: int
+    allowance: bool  # drawn on the owner's free allowance (else the workspace's own counter)
 
 
 def quota_reserve(
-    *, job: JobRef, images: int, plan_limit: int, window_start: datetime, reset_at: datetime
+    *, job: JobRef, images: int, plan: Plan, window_start: datetime, reset_at: datetime
 ) -> Reservation:
     """Reserve `images` for `job` in its window, or raise QuotaExceeded and change nothing.
 
-    `plan_limit` applies unless an override is in force. The job's row must exist in the
-    same transaction (the ledger entry refers to it)."""
+    On the free plan the images come from the workspace owner's allowance, shared by every
+    free workspace they own; on a paid plan, or under an override, from the workspace's own
+    counter. The job's row must exist in the same transaction (the ledger entry refers to
+    it)."""
+    now = timezone.now()
+    params = quota_params(workspace_id=job.workspace_id, plan=plan, at=now)
     with connection.cursor() as cursor:
         cursor.execute(
             _RESERVE_SQL,
-            {
-                "job": job.pk,
-                "workspace": job.workspace_id,
-                "images": images,
-                "window": window_start,
-                "at": timezone.now(),
-                "plan_limit": plan_limit,
-            },
+            {**params, "job": job.pk, "images": images, "window": window_start},
         )
-        limit, used = cursor.fetchone()
+        limit, used, allowance = cursor.fetchone()
     if used is None:
-        raise QuotaExceeded(limit=limit, reset_at=reset_at)
-    return Reservation(used=used, limit=limit)
+        raise QuotaExceeded(limit=limit, reset_at=reset_at, allowance=allowance)
+    return Reservation(used=used, limit=limit, allowance=allowance)
 
 
 def _settle(*, job: JobRef, kind: str) -> QuotaLedgerEntry | None:
@@ -112,6 +141,7 @@ def _settle(*, job: JobRef, kind: str) -> QuotaLedgerEntry | None:
             return QuotaLedgerEntry.objects.create(
                 job_id=job.pk,
                 workspace_id=reserve.workspace_id,
+                person_id=reserve.person_id,
                 kind=kind,
                 images=reserve.images,
                 window_start=reserve.window_start,
@@ -120,12 +150,25 @@ def _settle(*, job: JobRef, kind: str) -> QuotaLedgerEntry | None:
         return None  # already captured or released
 
 
+def _give_back(*, entry: QuotaLedgerEntry, floor: int = 0) -> None:
+    """Lower the counters the job's reservation raised by its images: the person's allowance
+    first (if it drew on one), then the workspace's, in the order reservations lock them.
+    `floor`: a counter below it is left alone."""
+    if entry.person_id is not None:
+        AllowanceCounter.objects.filter(
+            person_id=entry.person_id, window_start=entry.window_start, used__gte=floor
+        ).update(used=F("used") - entry.images)
+    QuotaCounter.objects.filter(
+        workspace_id=entry.workspace_id, window_start=entry.window_start, used__gte=floor
+    ).update(used=F("used") - entry.images)
+
+
 # Capture the reservations of several jobs at once; a job already captured or released is
 # skipped by the ledger's unique constraints.
 _CAPTURE_SQL = """
     INSERT INTO billing_quotaledgerentry
-        (job_id, workspace_id, kind, images, window_start, created_at)
-    SELECT job_id, workspace_id, 'capture', images, window_start, %(at)s
+        (job_id, workspace_id, person_id, kind, images, window_start, created_at)
+    SELECT job_id, workspace_id, person_id, 'capture', images, window_start, %(at)s
     FROM billing_quotaledgerentry
     WHERE job_id = ANY(%(jobs)s) AND kind = 'reserve'
     ON CONFLICT DO NOTHING
@@ -147,20 +190,21 @@ def quota_capture(*, job: JobRef) -> bool:
 
 @transaction.atomic
 def quota_release(*, job: JobRef) -> bool:
-    """Give a job's reserved images back. False if it was already settled."""
+    """Give a job's reserved images back to the counters its reservation raised (the
+    owner's allowance it drew on, whatever the workspace's plan or owner is now). False if
+    it was already settled."""
     entry = _settle(job=job, kind=QuotaLedgerEntry.Kind.RELEASE)
     if entry is None:
         return False
-    QuotaCounter.objects.filter(
-        workspace_id=entry.workspace_id, window_start=entry.window_start
-    ).update(used=F("used") - entry.images)
+    _give_back(entry=entry)
     return True
 
 
 @transaction.atomic
 def quota_refund(*, job: JobRef) -> int:
-    """Give a succeeded (captured) job's images back to its window. Returns the images
-    refunded: 0 if the job was never captured or was refunded before."""
+    """Give a succeeded (captured) job's images back to its window's counters, those its
+    reservation raised. Returns the images refunded: 0 if the job was never captured or was
+    refunded before."""
     capture = QuotaLedgerEntry.objects.filter(
         job_id=job.pk, kind=QuotaLedgerEntry.Kind.CAPTURE
     ).first()
@@ -171,15 +215,12 @@ def quota_refund(*, job: JobRef) -> int:
             QuotaLedgerEntry.objects.create(
                 job_id=job.pk,
                 workspace_id=capture.workspace_id,
+                person_id=capture.person_id,
                 kind=QuotaLedgerEntry.Kind.REFUND,
                 images=capture.images,
                 window_start=capture.window_start,
             )
     except IntegrityError:
         return 0
-    QuotaCounter.objects.filter(
-        workspace_id=capture.workspace_id,
-        window_start=capture.window_start,
-        used__gte=capture.images,
-    ).update(used=F("used") - capture.images)
+    _give_back(entry=capture, floor=capture.images)
     return capture.images

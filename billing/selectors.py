@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -23,6 +24,9 @@ class QuotaStatus:
     used: int
     window_start: datetime
     reset_at: datetime
+    # True: the numbers are the owner's free allowance, shared by every free workspace they
+    # own; False: the workspace's own counter.
+    allowance: bool = False
 
     @property
     def remaining(self) -> int:
@@ -52,11 +56,35 @@ OVERRIDE_SQL = """
     ORDER BY created_at DESC LIMIT 1
 """
 
+# The limit in force and whose counter it applies to, as one row (limit_images, person_id).
+# On the free plan (%(allowance)s) with no override in force, the workspace draws on its
+# owner's free allowance: person_id is its first owner (accounts_membership's workspace_id
+# index finds the rows; a free workspace has its owner and, at most, the members of a team
+# whose plan lapsed). Otherwise, or with no owner left, person_id is NULL and the workspace
+# counts on its own counter. An override is one workspace's own limit, so it takes the
+# workspace out of the shared allowance.
+LIMIT_SQL = f"""
+    SELECT COALESCE(override.daily_images, %(plan_limit)s) AS limit_images,
+           CASE WHEN %(allowance)s AND override.daily_images IS NULL THEN (
+               SELECT user_id FROM accounts_membership
+               WHERE workspace_id = %(workspace)s AND role = 'owner'
+               ORDER BY created_at, id LIMIT 1
+           ) END AS person_id
+    FROM (SELECT) AS one LEFT JOIN ({OVERRIDE_SQL}) AS override ON true
+"""  # noqa: S608 (composed of constants)
+
 # A window's usage and the limit in force, in one round trip.
 _QUOTA_SQL = f"""
-    SELECT (SELECT used FROM billing_quotacounter
-            WHERE workspace_id = %(workspace)s AND window_start = %(window)s),
-           COALESCE(({OVERRIDE_SQL}), %(plan_limit)s)
+    WITH quota AS MATERIALIZED ({LIMIT_SQL})
+    SELECT CASE WHEN quota.person_id IS NULL
+                THEN (SELECT used FROM billing_quotacounter
+                      WHERE workspace_id = %(workspace)s AND window_start = %(window)s)
+                ELSE (SELECT used FROM billing_allowancecounter
+                      WHERE person_id = quota.person_id AND window_start = %(window)s)
+           END,
+           quota.limit_images,
+           quota.person_id IS NOT NULL
+    FROM quota
 """  # noqa: S608 (composed of constants)
 
 
@@ -70,31 +98,47 @@ def plan_limit(plan: Plan) -> int:
     return plan.daily_images
 
 
+def plan_shares_allowance(plan: Plan) -> bool:
+    """Whether a workspace on `plan` draws on its owner's free allowance (shared by every
+    free workspace they own) rather than on a counter of its own: the free plan's do."""
+    return plan.is_default
+
+
+def quota_params(*, workspace_id: Any, plan: Plan, at: datetime) -> dict[str, Any]:
+    """The parameters of LIMIT_SQL for a workspace on `plan` at `at`."""
+    return {
+        "workspace": workspace_id,
+        "at": at,
+        "plan_limit": plan_limit(plan),
+        "allowance": plan_shares_allowance(plan),
+    }
+
+
 def quota_status(*, workspace: Workspace, plan: Plan | None = None) -> QuotaStatus:
+    """What limits the workspace's next request: on the free plan its owner's allowance
+    across their free workspaces, otherwise its own counter; one round trip."""
     plan = plan or plan_for(workspace)
     now = timezone.now()
     window_start = plan.window_start(now)
     with connection.cursor() as cursor:
         cursor.execute(
             _QUOTA_SQL,
-            {
-                "workspace": workspace.pk,
-                "window": window_start,
-                "at": now,
-                "plan_limit": plan_limit(plan),
-            },
+            {**quota_params(workspace_id=workspace.pk, plan=plan, at=now), "window": window_start},
         )
-        used, limit = cursor.fetchone()
+        used, limit, allowance = cursor.fetchone()
     return QuotaStatus(
         plan=plan,
         limit=limit,
         used=used or 0,
         window_start=window_start,
         reset_at=window_start + plan.window,
+        allowance=allowance,
     )
 
 
 def usage_history(*, workspace: Workspace, days: int = 30) -> list[QuotaCounter]:
+    """The images this workspace used per window (on the free plan: its share of its owner's
+    allowance)."""
     since = timezone.now() - timedelta(days=days)
     return list(
         QuotaCounter.objects.filter(workspace=workspace, window_start__gte=since).order_by(

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
 from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_capture
-from billing.selectors import QuotaStatus, plan_for, plan_limit
+from billing.selectors import QuotaStatus, plan_for
 from config.errors import DomainError
 from generation.models import Image, Job
 from generation.tickets import ticket_send
@@ -116,7 +116,7 @@ def job_submit(
         reservation = quota_reserve(
             job=job,
             images=job.num_images,
-            plan_limit=plan_limit(plan),
+            plan=plan,
             window_start=window_start,
             reset_at=reset_at,
         )
@@ -127,7 +127,9 @@ def job_submit(
             job.source_image.delete(save=False)
         raise
     _job_enqueue_ticket(job)
-    quota = QuotaStatus(plan, reservation.limit, reservation.used, window_start, reset_at)
+    quota = QuotaStatus(
+        plan, reservation.limit, reservation.used, window_start, reset_at, reservation.allowance
+    )
     return Submission(job, created=True, quota=quota)
 
 

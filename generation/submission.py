@@ -77,7 +77,9 @@ def job_request_admit(
         # A replay returns its job (or a 409) in job_submit; anything new passes these first.
         quota = quota_status(workspace=workspace, plan=plan)
         if params["num_images"] > quota.remaining:
-            raise QuotaExceeded(limit=quota.limit, reset_at=quota.reset_at)
+            raise QuotaExceeded(
+                limit=quota.limit, reset_at=quota.reset_at, allowance=quota.allowance
+            )
         policy_check(workspace=workspace, user=user, prompt=params["prompt"])
         place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
     submission = job_submit(

@@ -16,13 +16,14 @@ from django.apps import apps as django_apps
 from django.conf import settings
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
 from accounts.models import User, Workspace
 from accounts.selectors import workspaces_for
 from accounts.services import user_signup
-from billing.models import Plan, Subscription
+from billing.models import AllowanceCounter, Plan, QuotaCounter, Subscription
 
 PASSWORD = "correct horse battery staple"
 
@@ -121,3 +122,11 @@ def follow_verification_link_live(email: str) -> None:
             timeout=10,
         )
         assert confirmed.ok, confirmed.text
+
+
+def free_images_used_today(person: Person, used: int) -> None:
+    """As if `person` had made `used` images today in their free personal workspace: its own
+    counter and their free allowance (shared by every free workspace they own) both show it."""
+    window_start = Plan.objects.get(is_default=True).window_start(timezone.now())
+    QuotaCounter.objects.create(workspace=person.workspace, window_start=window_start, used=used)
+    AllowanceCounter.objects.create(person=person.user, window_start=window_start, used=used)

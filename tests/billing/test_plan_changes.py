@@ -13,7 +13,7 @@ from billing.models import PlanChange, QuotaCounter, Subscription
 from billing.selectors import plan_for, quota_status
 from billing.subscriptions import SubscriptionState, subscription_apply_state
 from tests.billing.conftest import StripeWorld, event_payload, post_webhook
-from tests.conftest import Person
+from tests.conftest import Person, free_images_used_today
 
 
 def _subscribe(stripe_world: StripeWorld, person: Person, plan: str) -> dict:
@@ -27,8 +27,7 @@ def _subscribe(stripe_world: StripeWorld, person: Person, plan: str) -> dict:
 
 
 def test_an_upgrade_raises_todays_limit_at_once(stripe_world: StripeWorld, alice: Person) -> None:
-    today = quota_status(workspace=alice.workspace)
-    QuotaCounter.objects.create(workspace=alice.workspace, window_start=today.window_start, used=3)
+    free_images_used_today(alice, 3)
     assert alice.client().get("/api/v1/usage").json()["remaining"] == 0
 
     _subscribe(stripe_world, alice, "pro")

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 import openai
 import pytest
 import requests
-from django.utils import timezone
 from PIL import Image as PILImage
 
-from billing.models import Plan, QuotaCounter
+from billing.models import QuotaCounter
 from generation.models import Job, PolicyRule
 from generation.openai_api import served_model_id
-from tests.conftest import Person, make_person
+from tests.conftest import Person, free_images_used_today, make_person
 from tests.e2e.conftest import WorkerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -103,11 +102,7 @@ def test_images_edit_redraws_the_uploaded_photo(
 def test_an_exhausted_quota_raises_rate_limit_error(
     live_server: object, celery_worker: WorkerProcess, dana: Person
 ) -> None:
-    QuotaCounter.objects.create(
-        workspace=dana.workspace,
-        window_start=Plan.objects.get(slug="free").window_start(timezone.now()),
-        used=3,
-    )
+    free_images_used_today(dana, 3)
     with (
         client_for(live_server, dana.key) as client,
         pytest.raises(openai.RateLimitError) as refused,

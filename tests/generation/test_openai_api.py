@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from billing.models import Plan, QuotaCounter
 from generation.models import Image, Job, PolicyRule
 from generation.openai_api import image_data, served_model_id
-from tests.conftest import Person
+from tests.conftest import Person, free_images_used_today
 
 pytestmark = pytest.mark.django_db
 
@@ -97,11 +97,7 @@ def test_bad_input_is_a_400_naming_the_openai_parameter(
 def test_the_fourth_image_of_the_day_is_a_429_the_client_should_not_retry(
     alice: Person, no_wait: None
 ) -> None:
-    QuotaCounter.objects.create(
-        workspace=alice.workspace,
-        window_start=Plan.objects.get(slug="free").window_start(timezone.now()),
-        used=3,
-    )
+    free_images_used_today(alice, 3)
     response = alice.client().post(GENERATIONS, openai_body(), format="json")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "quota_exceeded"
