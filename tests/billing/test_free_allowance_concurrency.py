@@ -12,8 +12,8 @@ from django.db.models import Sum
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.keys import api_key_create
 from accounts.selectors import workspaces_for
-from accounts.services import api_key_create
 from billing.models import AllowanceCounter, Plan, QuotaCounter, QuotaLedgerEntry
 from generation.models import Job
 from tests.conftest import Person, small_job

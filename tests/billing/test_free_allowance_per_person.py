@@ -9,8 +9,9 @@ import pytest
 import time_machine
 from django.test import Client
 
+from accounts.keys import api_key_create
 from accounts.models import Membership
-from accounts.services import api_key_create, workspace_create
+from accounts.services import workspace_create
 from billing.models import (
     AllowanceCounter,
     Plan,
