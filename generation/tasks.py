@@ -19,13 +19,12 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from PIL import Image as PILImage
 
-from generation.admission import throughput_record, worker_alive
 from generation.images import encode_png
 from generation.models import Job
+from generation.queue import batch_image_limit, job_claim_batch, throughput_record, worker_alive
 from generation.services import (
     GeneratedImage,
     images_expire,
-    job_claim_batch,
     job_fail,
     job_heartbeat,
     job_progress,
@@ -81,7 +80,7 @@ def run_job(job_id: str) -> None:
     """A ticket to run queued jobs: the next batch, and more while there is work.
 
     Every admitted job sends one; it wakes a worker, and the database decides what runs
-    (generation.services.job_claim_batch, in fair order). The worker keeps claiming batches
+    (generation.queue.job_claim_batch, in fair order). The worker keeps claiming batches
     for up to DRAIN_SECONDS, so the GPU does not wait for a message between batches; the
     tickets of jobs that ran meanwhile do nothing, and one whose job was passed over is
     sent again.
@@ -93,7 +92,11 @@ def run_job(job_id: str) -> None:
     deadline = time.monotonic() + DRAIN_SECONDS
     # Until nothing is left that it may take (held-back jobs are woken when others end).
     while jobs := job_claim_batch(
-        worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
+        worker=worker,
+        lanes=settings.WORKER_LANES,
+        max_images=batch_image_limit(
+            settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
+        ),
     ):
         run_batch(jobs, worker=worker)
         ran.update(str(job.pk) for job in jobs)
