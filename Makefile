@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench-admission bench-worker bench-overload
+.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-queue
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,3 +43,6 @@ bench-worker: $(STAMP)
 
 bench-overload: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/overload.py
+
+bench-queue: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/queue_depth.py
