@@ -297,20 +297,61 @@ _LOCK_FLOWS_SKIP_SQL = """
     WHERE workspace_id = ANY(%(workspaces)s) ORDER BY workspace_id FOR UPDATE SKIP LOCKED
 """
 
+# One statement, under the flows' locks: start the jobs (SKIP LOCKED), advance V to the
+# largest tag started, and derive the flows again. Its reads see the jobs as they were
+# before the statement, so the started ones are counted as running and left out of the
+# heads by hand (the same derivation as _FLOWS_REFRESH_SQL).
 _START_SQL = """
-    UPDATE generation_job SET status = 'running', started_at = %(now)s, heartbeat_at = %(now)s,
-        worker = %(worker)s, attempts = attempts + 1, progress = 0.0
-    WHERE id IN (
-        SELECT id FROM generation_job WHERE id = ANY(%(jobs)s) AND status = 'queued'
-        FOR UPDATE SKIP LOCKED
+    WITH started AS (
+        UPDATE generation_job SET status = 'running', started_at = %(now)s,
+            heartbeat_at = %(now)s, worker = %(worker)s, attempts = attempts + 1,
+            progress = 0.0
+        WHERE id IN (
+            SELECT id FROM generation_job WHERE id = ANY(%(jobs)s) AND status = 'queued'
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+    ), clock AS (
+        INSERT INTO generation_queueclock (id, vtime)
+        SELECT 1, MAX(finish_tag) FROM started HAVING COUNT(*) > 0
+        ON CONFLICT (id) DO UPDATE
+        SET vtime = GREATEST(generation_queueclock.vtime, EXCLUDED.vtime)
+        RETURNING vtime
+    ), derived AS (
+        SELECT flow.workspace_id, head.finish_tag AS head_finish, head.queue_seq AS head_seq,
+               head.lane AS head_lane, head.max_in_flight AS head_cap,
+               tail.finish_tag AS tail_finish,
+               (SELECT COUNT(*) FROM generation_job AS job
+                WHERE job.workspace_id = flow.workspace_id AND job.status = 'running')
+               + (SELECT COUNT(*) FROM started WHERE started.workspace_id = flow.workspace_id)
+               AS running
+        FROM generation_queueflow AS flow
+        LEFT JOIN LATERAL (
+            SELECT finish_tag, queue_seq, lane, max_in_flight FROM generation_job
+            WHERE workspace_id = flow.workspace_id AND status = 'queued'
+              AND id NOT IN (SELECT id FROM started)
+            ORDER BY finish_tag, queue_seq LIMIT 1
+        ) AS head ON TRUE
+        LEFT JOIN LATERAL (
+            SELECT finish_tag FROM generation_job
+            WHERE workspace_id = flow.workspace_id AND status = 'queued'
+              AND id NOT IN (SELECT id FROM started)
+            ORDER BY finish_tag DESC, queue_seq DESC LIMIT 1
+        ) AS tail ON TRUE
+        WHERE flow.workspace_id IN (SELECT workspace_id FROM started)
+    ), flows AS (
+        UPDATE generation_queueflow AS flow SET
+            running = derived.running,
+            head_finish = derived.head_finish,
+            head_seq = derived.head_seq,
+            head_lane = COALESCE(derived.head_lane, ''),
+            max_in_flight = COALESCE(derived.head_cap, flow.max_in_flight),
+            last_finish = COALESCE(
+                derived.tail_finish, LEAST(flow.last_finish, (SELECT vtime FROM clock))
+            )
+        FROM derived WHERE flow.workspace_id = derived.workspace_id
     )
-    RETURNING id, workspace_id, finish_tag, queue_seq, num_images
-"""
-
-_ADVANCE_CLOCK_SQL = """
-    INSERT INTO generation_queueclock (id, vtime) VALUES (1, %(vtime)s)
-    ON CONFLICT (id) DO UPDATE
-    SET vtime = GREATEST(generation_queueclock.vtime, EXCLUDED.vtime)
+    SELECT * FROM started
 """
 
 
@@ -391,15 +432,12 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
                     taken[candidate.workspace_id] += 1
             if not chosen:
                 continue
-            cursor.execute(_START_SQL, {"jobs": chosen, "worker": worker, "now": timezone.now()})
-            started = [Job(pk=r[0], workspace_id=r[1], finish_tag=r[2], queue_seq=r[3],
-                           num_images=r[4]) for r in cursor.fetchall()]  # fmt: skip
+            params = {"jobs": chosen, "worker": worker, "now": timezone.now()}
+            started = list(Job.objects.raw(_START_SQL, params))
             if not started:
                 continue
-            cursor.execute(_ADVANCE_CLOCK_SQL, {"vtime": max(job.finish_tag for job in started)})
-            flows_refresh({job.workspace_id for job in started})
             queue_index_remove(started)
-        return list(Job.objects.filter(pk__in=[job.pk for job in started]).order_by("created_at"))
+        return sorted(started, key=lambda job: job.created_at)
     return []
 
 
