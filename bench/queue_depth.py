@@ -7,7 +7,9 @@ across 10^3 more. At each depth it times, ROUNDS times each, and reports medians
 - claim: generation.queue.job_claim_batch taking a batch of 8 images, in a transaction
   that is rolled back afterwards so that every round sees the same queue;
 - place: generation.queue.job_queue_place of the newest queued job (the deepest place);
-- ahead: generation.queue.ahead_of_new for a new free workspace (admission's estimate).
+- ahead: generation.queue.ahead_of_new for a new free workspace (admission's estimate);
+- claim_sql: the claim's candidate query as PostgreSQL itself times it (EXPLAIN ANALYZE,
+  planning and execution), which the machine's other load disturbs least.
 
 Goal: each at 10^6 within 10 ms and within 2x of itself at 10^2 (O(log n), not O(n)).
 """
@@ -30,11 +32,12 @@ django.setup()
 from collections.abc import Callable  # noqa: E402
 
 from django.core.management import call_command  # noqa: E402
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from bench.queue_fill import queue_fill  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import (  # noqa: E402
+    CLAIM_CANDIDATES_SQL,
     ahead_of_new,
     job_claim_batch,
     job_queue_place,
@@ -65,6 +68,21 @@ def claim_and_undo() -> None:
     queue_index_add(batch)  # the claim took them out of the place index; they are back
 
 
+def claim_sql_ms() -> float:
+    """The candidate query's planning and execution time, as PostgreSQL reports it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {CLAIM_CANDIDATES_SQL}", {"lanes": LANES, "flows": 32}
+        )
+        [result] = cursor.fetchone()
+    return result[0]["Planning Time"] + result[0]["Execution Time"]
+
+
+def server_timed(action: Callable[[], float]) -> float:
+    action()
+    return median(action() for _ in range(ROUNDS))
+
+
 def measure() -> dict[str, float]:
     newest = Job.objects.filter(status=Job.Status.QUEUED).order_by("-queue_seq").first()
     place = job_queue_place(newest)
@@ -73,6 +91,7 @@ def measure() -> dict[str, float]:
         "claim": timed(claim_and_undo),
         "place": timed(lambda: job_queue_place(newest)),
         "ahead": timed(lambda: ahead_of_new(lane="free")),
+        "claim_sql": server_timed(claim_sql_ms),
     }
 
 
@@ -85,14 +104,14 @@ def main() -> None:
         print(f"Filled to {depth:,} jobs in {time.monotonic() - started:.0f} s")
         results[depth] = measure()
         for name, ms in results[depth].items():
-            print(f"  {name:<6} {ms:7.2f} ms (median of {ROUNDS})")
+            print(f"  {name:<9} {ms:7.2f} ms (median of {ROUNDS})")
     small, large = results[100], results[1_000_000]
     print(
         "RESULT "
         + " ".join(
             f"{name}_ms_1e2={small[name]:.2f} {name}_ms_1e6={large[name]:.2f} "
             f"{name}_ratio={large[name] / small[name]:.2f}"
-            for name in ("claim", "place", "ahead")
+            for name in ("claim", "place", "ahead", "claim_sql")
         )
     )
 
