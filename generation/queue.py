@@ -8,11 +8,14 @@ Tags. When a job is admitted it is stamped, once, with a virtual finish tag
     finish = start + images x TAG_SCALE / weight        (weight: priority 8, standard 3, free 1)
 
 and an admission number, `queue_seq`, that breaks ties. V, the queue's virtual time, is the
-largest finish tag claimed so far (QueueClock). Workers run queued jobs in (finish_tag,
-queue_seq) order, passing over workspaces at their plan's in-flight cap. So a paid job goes
-before a free one admitted at the same V (1/8 of a turn against 1); a workspace flooding the
-queue gets 8 turns (priority) for each free workspace's one, never all of them; and a
-workspace that was idle comes back at V, having neither banked service nor run up a debt.
+service front (QueueClock): each claim moves it up to the smallest finish tag among the
+jobs it started and the heads of the flows any worker could take from then, so that it
+follows the jobs being served, as in SCFQ, even when some workers serve only some lanes.
+Workers run queued jobs in (finish_tag, queue_seq) order, passing over workspaces at their
+plan's in-flight cap. So a paid job goes before a free one admitted at the same V (1/8 of a
+turn against 1); a workspace flooding the queue gets 8 turns (priority) for each free
+workspace's one, never all of them; and a workspace that was idle comes back at V, having
+neither banked service nor run up a debt.
 Tags are whole numbers: TAG_SCALE is divisible by every weight up to 16, so equal shares
 compare equal.
 
@@ -47,7 +50,7 @@ Invariants.
    then derives the flow again from them (`flows_held`); admission locks it with its upsert.
    So (2) holds at every commit, two claims never run a workspace past its cap between them,
    and claims, which lock flows with SKIP LOCKED, never wait.
-4. V never decreases.
+4. V never decreases; a claim moves it no further than the first head a worker could take.
 5. The database is the truth; the Redis place index is derived from it. Services write it
    after their last refusal, inside their transaction (so a test's transaction sees it), so
    only a failed commit can leave it wrong; reading a job's place puts back a missing
@@ -298,9 +301,11 @@ _LOCK_FLOWS_SKIP_SQL = """
 """
 
 # One statement, under the flows' locks: start the jobs (SKIP LOCKED), advance V to the
-# largest tag started, and derive the flows again. Its reads see the jobs as they were
-# before the statement, so the started ones are counted as running and left out of the
-# heads by hand (the same derivation as _FLOWS_REFRESH_SQL).
+# service front (the smallest tag started, or the first eligible flow's of any lane if that
+# is earlier: a worker serving only the priority lane must not drag V past the free jobs
+# the others are still working through), and derive the flows again. Its reads see the
+# jobs as they were before the statement, so the started ones are counted as running and
+# left out of the heads by hand (the same derivation as _FLOWS_REFRESH_SQL).
 _START_SQL = """
     WITH started AS (
         UPDATE generation_job SET status = 'running', started_at = %(now)s,
@@ -311,9 +316,21 @@ _START_SQL = """
             FOR UPDATE SKIP LOCKED
         )
         RETURNING *
+    ), front AS (
+        -- The first eligible flow of every lane, whichever lanes this worker serves.
+        SELECT MIN(first.head_finish) AS finish
+        FROM unnest(%(all_lanes)s::varchar[]) AS lane(name)
+        CROSS JOIN LATERAL (
+            SELECT head_finish FROM generation_queueflow
+            WHERE head_lane = lane.name AND head_finish IS NOT NULL
+              AND running < max_in_flight
+            ORDER BY head_finish, head_seq
+            LIMIT 1
+        ) AS first
     ), clock AS (
         INSERT INTO generation_queueclock (id, vtime)
-        SELECT 1, MAX(finish_tag) FROM started HAVING COUNT(*) > 0
+        SELECT 1, LEAST(MIN(started.finish_tag), (SELECT finish FROM front))
+        FROM started HAVING COUNT(*) > 0
         ON CONFLICT (id) DO UPDATE
         SET vtime = GREATEST(generation_queueclock.vtime, EXCLUDED.vtime)
         RETURNING vtime
@@ -432,7 +449,12 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
                     taken[candidate.workspace_id] += 1
             if not chosen:
                 continue
-            params = {"jobs": chosen, "worker": worker, "now": timezone.now()}
+            params = {
+                "jobs": chosen,
+                "worker": worker,
+                "now": timezone.now(),
+                "all_lanes": list(settings.LANE_WEIGHTS),
+            }
             started = list(Job.objects.raw(_START_SQL, params))
             if not started:
                 continue

@@ -107,7 +107,7 @@ def test_a_workspace_at_its_cap_does_not_hold_back_others() -> None:
     [running] = job_claim_batch(worker="w", lanes=LANES, max_images=8)
     assert running.workspace_id == alice.pk
     assert QueueFlow.objects.get(workspace=alice).running == 1
-    [bobs] = admit(bob, "free")  # his tag is behind 49 of alice's: she is at her cap
+    [bobs] = admit(bob, "free")  # his tag comes after alice's next job: she is at her cap
     assert job_claim_batch(worker="w2", lanes=LANES, max_images=8) == [bobs]
     assert job_claim_batch(worker="w3", lanes=LANES, max_images=8) == []
     assert job_complete(job=running, worker="w", images=[])
