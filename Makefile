@@ -26,9 +26,13 @@ test: $(STAMP) $(CHROMIUM)
 admin: $(STAMP)
 	$(PY) platform/launch.py manage createsuperuser
 
+# ruff; the layers (import-linter, contracts in pyproject.toml); types where they pay (mypy
+# on the services, selectors and the worker; it reads the settings, hence DEBUG).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	DEBUG=true $(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -11,6 +11,7 @@ from billing.selectors import plan_for, quota_status
 from operations.services import (
     audit_record,
     operator_api_key_revoke,
+    operator_membership_remove,
     operator_workspace_suspend,
     operator_workspace_unsuspend,
 )
@@ -86,14 +87,32 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 )
         formset.save_m2m()  # type: ignore[attr-defined]
         for obj in formset.deleted_objects:  # type: ignore[attr-defined]
-            obj.delete()
+            if isinstance(obj, Membership):  # their keys go with them, audited
+                operator_membership_remove(actor=request.user, membership=obj)
+            else:
+                obj.delete()
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "workspace", "created_by", "last_used_at", "revoked_at"]
+    list_display = [
+        "prefix",
+        "name",
+        "workspace",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "awaiting_verification",
+    ]
     search_fields = ["prefix", "name", "workspace__name"]
-    readonly_fields = ["prefix", "hashed_secret", "last_used_at", "created_at"]
+    # awaiting_verification ends when the address is verified (allauth's email addresses)
+    readonly_fields = [
+        "prefix",
+        "hashed_secret",
+        "last_used_at",
+        "created_at",
+        "awaiting_verification",
+    ]
     actions = ["revoke"]
 
     @admin.action(description="Revoke selected keys")

@@ -93,6 +93,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The first key of an API sign-up: it works once its creator follows the link mailed to
+    # their address (so an address nobody owns never gets a working key).
+    awaiting_verification = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "API key"

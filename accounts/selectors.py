@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, Invitation, Membership, User, Workspace
@@ -37,3 +38,8 @@ def open_invitations_for(workspace: Workspace) -> QuerySet[Invitation]:
     return Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True).order_by(
         "-created_at"
     )
+
+
+def user_is_verified(user: User) -> bool:
+    """Whether the person has followed a link mailed to one of their addresses."""
+    return EmailAddress.objects.filter(user=user, verified=True).exists()

@@ -1,20 +1,52 @@
-"""Writes for accounts: sign-up, workspaces, API keys."""
+"""Writes for accounts: sign-up, verification, workspaces, members, API keys."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, Membership, User, Workspace
+from accounts.selectors import user_is_verified
 from config.errors import DomainError
 
 API_KEY_PREFIX = "atl"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MANAGER_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+class WeakPassword(DomainError):
+    code = "weak_password"
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages), param="password")
+
+
+class EmailUnverified(DomainError):
+    code = "email_unverified"
+
+    def __init__(self, *, email: str) -> None:
+        super().__init__(
+            f"Confirm your email address first: follow the link we sent to {email} "
+            "(a new one is on its way if the last was sent more than a few minutes ago).",
+            email=email,
+        )
+
+
+class AdminRequired(DomainError):
+    code = "admin_required"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def hash_api_key(raw: str) -> str:
@@ -33,6 +65,67 @@ def user_signup(*, email: str, password: str, name: str = "") -> User:
     return user
 
 
+@dataclass(frozen=True)
+class ApiSignup:
+    """What an API sign-up answers. `address` is the new, unverified address to mail a link
+    to; None when the address already had an account, which the answer must not reveal."""
+
+    email: str
+    secret: str
+    address: EmailAddress | None
+
+
+def api_signup(*, email: str, password: str, name: str = "") -> ApiSignup:
+    """Sign up through the API: an account with its personal workspace, an unverified address
+    and a first key that works once the address is verified.
+
+    An address that already has an account gets nothing, and the answer looks the same: a
+    secret of a key's shape that matches no key (the caller mails the address's owner
+    instead of a link). Password rules are checked first, so both answer a weak password
+    alike, and the password is hashed either way, so both take about as long.
+    """
+    email = User.objects.normalize_email(email).lower()
+    try:
+        validate_password(password, User(email=email, name=name))
+    except DjangoValidationError as exc:
+        raise WeakPassword(exc.messages) from None
+    if not User.objects.filter(email__iexact=email).exists():
+        try:
+            return _api_signup_new(email=email, password=password, name=name)
+        except IntegrityError:
+            pass  # the same address signed up a moment ago, in another request
+    make_password(password)
+    return ApiSignup(email=email, secret=_unmatched_secret(), address=None)
+
+
+@transaction.atomic
+def _api_signup_new(*, email: str, password: str, name: str) -> ApiSignup:
+    user = user_signup(email=email, password=password, name=name)
+    address = EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+    _key, secret = api_key_create(
+        workspace=Workspace.objects.get(memberships__user=user, personal=True),
+        user=user,
+        name="first key",
+        awaiting_verification=True,
+    )
+    return ApiSignup(email=email, secret=secret, address=address)
+
+
+def _unmatched_secret() -> str:
+    return f"{API_KEY_PREFIX}_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+def email_address_to_verify(*, user: User) -> EmailAddress:
+    """The address to mail a verification link to: the person's primary one, set up on the
+    spot for an account made without one (by an operator, say)."""
+    address = EmailAddress.objects.filter(user=user).order_by("-primary").first()
+    if address is None:
+        address = EmailAddress.objects.create(
+            user=user, email=user.email.lower(), primary=True, verified=False
+        )
+    return address
+
+
 @transaction.atomic
 def personal_workspace_create(*, user: User) -> Workspace:
     """The workspace every user owns from sign-up on (the API's and the web page's)."""
@@ -48,7 +141,9 @@ def workspace_create(*, owner: User, name: str) -> Workspace:
     return workspace
 
 
-def api_key_create(*, workspace: Workspace, user: User, name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(
+    *, workspace: Workspace, user: User, name: str = "", awaiting_verification: bool = False
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never shown again."""
     prefix = secrets.token_hex(6)
     raw = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
@@ -58,33 +153,104 @@ def api_key_create(*, workspace: Workspace, user: User, name: str = "") -> tuple
         name=name,
         prefix=prefix,
         hashed_secret=hash_api_key(raw),
+        awaiting_verification=awaiting_verification,
     )
     return key, raw
 
 
 def api_key_revoke(*, key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_keys_revoke(keys=ApiKey.objects.filter(pk=key.pk))
+
+
+@transaction.atomic
+def api_keys_revoke(*, keys: QuerySet[ApiKey]) -> list[ApiKey]:
+    """Revoke those of `keys` that still work and return them. Every revocation goes through
+    here, so anything that remembers keys (a cache of lookups) has one place to forget them."""
+    now = timezone.now()
+    revoked = list(keys.select_for_update().filter(revoked_at__isnull=True))
+    ApiKey.objects.filter(pk__in=[key.pk for key in revoked]).update(revoked_at=now)
+    for key in revoked:
+        key.revoked_at = now
+    return revoked
+
+
+def api_key_revoke_by_member(*, key: ApiKey, membership: Membership) -> None:
+    """Revoke a key of the member's workspace: owners and admins revoke any of its keys,
+    other members only those they made."""
+    if key.workspace_id != membership.workspace_id:
+        raise ValueError("the key belongs to another workspace")  # views scope their lookups
+    if membership.role not in MANAGER_ROLES and key.created_by_id != membership.user_id:
+        raise AdminRequired(
+            "Only the workspace's owner or admins can revoke keys that other members made."
+        )
+    api_key_revoke(key=key)
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
-    """The active key matching `raw`, or None. Records use at most once a minute."""
+    """The active key matching `raw`, or None. Records use at most once a minute.
+
+    A key works while it is not revoked, its creator's address is verified (for the key an
+    API sign-up hands out) and its creator is active and still a member of its workspace.
+    All of it is one indexed query: this runs on every API request.
+    """
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
+    creator_is_member = Membership.objects.filter(
+        workspace_id=OuterRef("workspace_id"), user_id=OuterRef("created_by_id")
+    )
     key = (
         ApiKey.objects.select_related("workspace", "created_by")
-        .filter(prefix=parts[1], revoked_at__isnull=True)
+        .filter(
+            Exists(creator_is_member),
+            prefix=parts[1],
+            revoked_at__isnull=True,
+            awaiting_verification=False,
+            created_by__is_active=True,
+        )
         .first()
     )
     if key is None or not secrets.compare_digest(key.hashed_secret, hash_api_key(raw)):
-        return None
-    if not key.created_by.is_active:
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def api_keys_release_on_verification(*, user: User) -> int:
+    """The person followed the link to their address: the keys their API sign-up made start
+    working. Returns how many."""
+    return ApiKey.objects.filter(
+        created_by=user, awaiting_verification=True, revoked_at__isnull=True
+    ).update(awaiting_verification=False)
+
+
+def api_keys_revoke_on_password_reset(*, user: User) -> list[ApiKey]:
+    """A password reset on an account whose address nobody ever verified takes the account
+    back from whoever signed up with that address: every key made before it is revoked.
+    (On a verified account the keys are the owner's own, and stay.) Returns those revoked."""
+    if user_is_verified(user):
+        return []
+    return api_keys_revoke(keys=ApiKey.objects.filter(created_by=user))
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> list[ApiKey]:
+    """Take a person out of a workspace and revoke the keys they made in it.
+
+    Their keys would stop working anyway (authentication checks membership); revoking them
+    makes that visible and lasting, should the person be invited back. Returns the keys
+    revoked, for the caller's audit (accounts does not know the audit log).
+    """
+    revoked = api_keys_revoke(
+        keys=ApiKey.objects.filter(
+            workspace_id=membership.workspace_id, created_by_id=membership.user_id
+        )
+    )
+    membership.delete()
+    return revoked
 
 
 def workspace_suspend(*, workspace: Workspace) -> bool:

@@ -5,6 +5,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.models import (
+    CheckoutSession,
+    OperatorSwitches,
     Plan,
     PlanChange,
     QuotaCounter,
@@ -13,7 +15,9 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
-from billing.stripe_events import stripe_event_replay
+from billing.stripe_webhooks import stripe_event_replay
+from billing.switches import operator_switches_update
+from config.admin import ReadOnlyAdmin
 
 
 @admin.register(Plan)
@@ -37,17 +41,6 @@ class QuotaOverrideAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(QuotaCounter)
@@ -90,6 +83,14 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     search_fields = ["workspace__name", "stripe_customer_id", "stripe_subscription_id"]
 
 
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "workspace", "plan", "status", "stripe_session_id", "closed_at"]
+    list_filter = ["status", "plan"]
+    search_fields = ["workspace__name", "stripe_session_id", "stripe_subscription_id"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(PlanChange)
 class PlanChangeAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "workspace", "from_plan", "to_plan", "effective_at", "cause"]
@@ -119,3 +120,24 @@ class StripeEventAdmin(ReadOnlyAdmin):
             )  # fmt: skip
         else:
             self.message_user(request, f"Replayed {len(results)} event(s).", messages.SUCCESS)
+
+
+@admin.register(OperatorSwitches)
+class OperatorSwitchesAdmin(admin.ModelAdmin):
+    """The overload switches: saved through the service, in effect within seconds."""
+
+    list_display = ["__str__", "free_tier_paused", "free_daily_images", "max_queued_jobs", "banner"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not OperatorSwitches.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: OperatorSwitches, form: object, change: bool
+    ) -> None:
+        fields = {name: getattr(obj, name) for name in form.cleaned_data}  # type: ignore[attr-defined]
+        operator_switches_update(user=request.user, **fields)
+        obj.pk = 1

@@ -1,3 +1,10 @@
+"""Billing's tables: plans, subscriptions and the Checkouts that start them, plan changes,
+Stripe events, and the quota counters and ledger.
+
+Over 300 lines because Django keeps an app's models in one module; each model here is
+fields, constraints and cheap properties of one row, and the logic lives in the services.
+"""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -150,6 +157,36 @@ class Subscription(models.Model):
         return self.plan
 
 
+class CheckoutSession(models.Model):
+    """A Stripe Checkout the platform started for a workspace. Only these complete into a
+    subscription, and only for the workspace they were started for (see
+    billing/stripe_webhooks.py for the rule when two of them are paid)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+        REFUSED = "refused", "Refused: a second subscription, refunded and cancelled"
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="checkout_sessions"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    stripe_session_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    stripe_subscription_id = models.CharField(
+        max_length=100, blank=True, help_text="The subscription its completion made."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workspace}: {self.plan} checkout {self.stripe_session_id} ({self.status})"
+
+
 class PlanChange(models.Model):
     """One change of a workspace's plan, now or scheduled, and why: the billing audit log."""
 
@@ -289,3 +326,36 @@ class QuotaLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.images} for job {self.job_id}"
+
+
+class OperatorSwitches(models.Model):
+    """The operators' levers for a day of overload; one row, read within seconds."""
+
+    free_tier_paused = models.BooleanField(
+        default=False, help_text="Refuse new jobs from workspaces on the default plan."
+    )
+    free_daily_images = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Temporary images per window for the default plan (e.g. 1 instead of 3).",
+    )
+    max_queued_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Refuse new free and standard jobs while this many jobs are queued.",
+    )
+    banner = models.CharField(
+        max_length=300, blank=True, help_text="Shown in the app and returned by the API."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        db_table = "generation_operatorswitches"  # made by generation's migrations
+        verbose_name = "operator switches"
+        verbose_name_plural = "operator switches"
+
+    def __str__(self) -> str:
+        return "Operator switches"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.models import Plan, QuotaCounter, Subscription
+from billing.switches import operator_switches
 
 # Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
 PLAN_STATUSES = Subscription.PLAN_STATUSES
@@ -62,9 +63,7 @@ _QUOTA_SQL = f"""
 def plan_limit(plan: Plan) -> int:
     """The plan's images per window, before any per-workspace override."""
     if plan.is_default:
-        # Operators can lower the free quota for a day of overload (generation's switches).
-        from generation.admission import operator_switches
-
+        # Operators can lower the free quota for a day of overload.
         temporary = operator_switches().free_daily_images
         if temporary is not None:
             return min(plan.daily_images, temporary)

@@ -30,16 +30,37 @@ class BillingNotConfigured(DomainError):
         )
 
 
+# Stripe was out of reach, too busy or failed on its side: the same request may succeed later.
+TRANSIENT_STRIPE_ERRORS = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+STRIPE_RETRY_AFTER = 60  # seconds
+
+
+def stripe_transient(error: stripe.StripeError) -> bool:
+    return isinstance(error, TRANSIENT_STRIPE_ERRORS) or (error.http_status or 0) >= 500
+
+
+def stripe_not_found(error: BaseException | None) -> bool:
+    """Stripe has no such object (its code is resource_missing; every 404 means the same)."""
+    return isinstance(error, stripe.InvalidRequestError) and (
+        error.code == "resource_missing" or error.http_status == 404
+    )
+
+
 class StripeRequestFailed(DomainError):
-    """Stripe refused or did not answer; nothing was changed on our side."""
+    """Stripe refused or did not answer; nothing was changed on our side. When the failure
+    is Stripe's (out of reach, busy, a 5xx) the error says when to try again."""
 
     code = "stripe_error"
 
     def __init__(self, *, action: str, error: stripe.StripeError) -> None:
         reason = error.user_message or "it did not answer"
+        retry: dict[str, Any] = (
+            {"retry_after": STRIPE_RETRY_AFTER} if stripe_transient(error) else {}
+        )
         super().__init__(
             f"Stripe could not {action}: {reason.rstrip('.')}. Nothing was changed or "
-            "charged; please try again in a moment."
+            "charged; please try again in a moment.",
+            **retry,
         )
 
 

@@ -1,4 +1,5 @@
-"""Calls the platform makes to Stripe: plans to products and prices, Checkout, the portal.
+"""Calls the platform makes to Stripe: customers, Checkout, the portal, reading a
+subscription, and undoing a second one. (Plans to products and prices: stripe_plans.py.)
 
 Every write carries an idempotency key, so a retry (the library's, or a person clicking
 twice) cannot create a second customer or price. The database is written only after
@@ -10,16 +11,32 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User, Workspace
-from billing.models import Plan, Subscription
+from billing.checkouts import checkout_record
+from billing.models import Plan, StripeEvent, Subscription
 from billing.selectors import default_plan
-from billing.stripe_client import as_dict, stripe_call, stripe_client
+from billing.stripe_client import (
+    StripeRequestFailed,
+    as_dict,
+    stripe_call,
+    stripe_client,
+    stripe_not_found,
+)
+from billing.subscriptions import (
+    REPLACEABLE_STATUSES,
+    SubscriptionRefused,
+    SubscriptionState,
+    stripe_id,
+    subscription_apply_state,
+)
 from config.errors import DomainError
 
 
@@ -78,7 +95,8 @@ def checkout_session_start(
 ) -> CheckoutStart:
     """Start a Stripe Checkout for `plan_slug` and return where to send the person.
 
-    The plan changes only when Stripe's webhook confirms the subscription."""
+    The plan changes only when Stripe's webhook confirms the subscription, and only for a
+    Checkout recorded here (billing/checkouts.py says what happens when two are paid)."""
     client = stripe_client()
     plan = Plan.objects.filter(slug=plan_slug, is_default=False).first()
     if plan is None or not plan.stripe_price_id:
@@ -91,11 +109,7 @@ def checkout_session_start(
     if (
         current is not None
         and current.stripe_subscription_id
-        and current.status
-        not in (
-            *Subscription.ENDED_STATUSES,
-            Subscription.Status.INCOMPLETE,
-        )
+        and current.status not in REPLACEABLE_STATUSES
     ):
         raise DomainError(
             "This workspace already has a subscription. Change or cancel it in the billing "
@@ -120,8 +134,8 @@ def checkout_session_start(
             options={"idempotency_key": _request_key("checkout", workspace, idempotency_key)},
         ),
     )
-    Subscription.objects.filter(workspace=workspace).update(checkout_session_id=session.id)
-    return CheckoutStart(session_id=session.id, url=session.url)
+    checkout_record(workspace=workspace, plan=plan, session_id=session.id)
+    return CheckoutStart(session_id=session.id, url=session.url or "")
 
 
 def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = None) -> str:
@@ -149,95 +163,95 @@ def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = 
     return session.url
 
 
-def _lookup_key(plan: Plan) -> str:
-    return f"atelier-{plan.slug}-{plan.price_cents}-{settings.BILLING_CURRENCY}-month"
+class StripeHasNoSubscription(SubscriptionRefused):
+    code = "unknown_subscription"
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(f"Stripe has no subscription {subscription_id}.")
 
 
-def _price_matches(price: dict[str, Any], plan: Plan) -> bool:
-    recurring = price.get("recurring") or {}
-    return (
-        price.get("active", True)
-        and price.get("unit_amount") == plan.price_cents
-        and price.get("currency") == settings.BILLING_CURRENCY
-        and recurring.get("interval") == "month"
-    )
-
-
-def _missing(error: stripe.StripeError) -> bool:
-    return isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing"
-
-
-def _product_ensure(client: stripe.StripeClient, plan: Plan) -> tuple[str, str]:
-    product_id = plan.stripe_product_id or f"atelier-{plan.slug}"
-    try:
-        product = as_dict(client.v1.products.retrieve(product_id))
-    except stripe.StripeError as error:
-        if not _missing(error):
-            raise
-        created = client.v1.products.create(
-            params={"id": product_id, "name": plan.name, "metadata": {"plan": plan.slug}},
-            options={"idempotency_key": f"atelier-product-{product_id}"},
-        )
-        return created.id, "created"
-    if product.get("name") != plan.name or not product.get("active", True):
-        client.v1.products.update(
-            product_id,
-            params={"name": plan.name, "active": True},
-            options={"idempotency_key": f"atelier-product-{product_id}-{plan.name}"},
-        )
-        return product_id, "updated"
-    return product_id, "unchanged"
-
-
-def _price_ensure(client: stripe.StripeClient, plan: Plan, product_id: str) -> tuple[str, str]:
-    if plan.stripe_price_id:
-        try:
-            current = as_dict(client.v1.prices.retrieve(plan.stripe_price_id))
-        except stripe.StripeError as error:
-            if not _missing(error):
-                raise
-        else:
-            if _price_matches(current, plan) and current.get("product") == product_id:
-                return plan.stripe_price_id, "unchanged"
-    lookup_key = _lookup_key(plan)
-    found = client.v1.prices.list(params={"lookup_keys": [lookup_key], "active": True})
-    for price in found.data:
-        if _price_matches(as_dict(price), plan):
-            return price.id, "found"
-    # Prices are immutable: a new amount is a new price. Subscribers on the old price keep
-    # their plan through its product.
-    created = client.v1.prices.create(
-        params={
-            "product": product_id,
-            "unit_amount": plan.price_cents,
-            "currency": settings.BILLING_CURRENCY,
-            "recurring": {"interval": "month"},
-            "lookup_key": lookup_key,
-            "transfer_lookup_key": True,
-            "metadata": {"plan": plan.slug},
-        },
-        options={"idempotency_key": f"atelier-price-{lookup_key}"},
-    )
-    return created.id, "created"
-
-
-def stripe_plans_sync() -> list[str]:
-    """Create or update a Stripe product and monthly price for each paid plan and store
-    their ids. Idempotent: a second run changes nothing. Returns one line per plan."""
+def subscription_read(subscription_id: str) -> tuple[SubscriptionState, datetime]:
+    """A subscription as Stripe has it now, and when it was read. Called outside any
+    transaction: no lock is held across the network."""
+    read_at = timezone.now()
     client = stripe_client()
-    report = []
-    for plan in Plan.objects.filter(is_default=False, price_cents__gt=0):
-        product_id, product_action = stripe_call(
-            f"sync the product of {plan.slug}", lambda plan=plan: _product_ensure(client, plan)
+    try:
+        data = stripe_call(
+            f"read the subscription {subscription_id}",
+            lambda: client.v1.subscriptions.retrieve(subscription_id),
         )
-        price_id, price_action = stripe_call(
-            f"sync the price of {plan.slug}",
-            lambda plan=plan, product_id=product_id: _price_ensure(client, plan, product_id),
+    except StripeRequestFailed as failed:
+        if stripe_not_found(failed.__cause__):
+            raise StripeHasNoSubscription(subscription_id) from None
+        raise
+    return SubscriptionState.from_stripe(as_dict(data)), read_at
+
+
+def subscription_sync(
+    *, subscription_id: str, workspace: Workspace | None = None, event: StripeEvent | None = None
+) -> tuple[Subscription, str]:
+    """Read a subscription from Stripe now and apply it. A read that loses a race to a newer
+    one is ignored."""
+    state, read_at = subscription_read(subscription_id)
+    return subscription_apply_state(state=state, read_at=read_at, workspace=workspace, event=event)
+
+
+def _invoice_payment(client: stripe.StripeClient, invoice_id: str) -> dict[str, str]:
+    """What a refund of the invoice names: its payment intent, else its charge."""
+    invoice = as_dict(client.v1.invoices.retrieve(invoice_id))
+    payments = [invoice]  # API versions before 2025-03-31 name the payment on the invoice
+    if not (invoice.get("payment_intent") or invoice.get("charge")):
+        listed = client.v1.invoice_payments.list(params={"invoice": invoice_id})
+        payments = [as_dict(item).get("payment") or {} for item in listed.data]
+    for payment in payments:
+        for field in ("payment_intent", "charge"):
+            if payment.get(field):
+                return {field: stripe_id(payment[field])}
+    return {}
+
+
+def subscription_refund_and_cancel(*, subscription_id: str) -> str:
+    """Undo a subscription a workspace must not have (a second Checkout, paid in another
+    tab): refund what its latest invoice took, then cancel it at once. Safe to repeat: the
+    refund carries an idempotency key, a refunded charge counts as done, and an ended
+    subscription is not cancelled again. Returns what was done."""
+    client = stripe_client()
+    data = as_dict(
+        stripe_call(
+            f"read the subscription {subscription_id}",
+            lambda: client.v1.subscriptions.retrieve(subscription_id),
         )
-        Plan.objects.filter(pk=plan.pk).update(
-            stripe_product_id=product_id, stripe_price_id=price_id
+    )
+    done = []
+    invoice_id = stripe_id(data.get("latest_invoice"))
+    payment = (
+        stripe_call(
+            f"find the payment of {invoice_id}", lambda: _invoice_payment(client, invoice_id)
         )
-        report.append(
-            f"{plan.slug}: product {product_id} {product_action}, price {price_id} {price_action}"
+        if invoice_id
+        else {}
+    )
+    if payment:
+        refund: Any = {**payment, "metadata": {"subscription": subscription_id}}
+        try:
+            stripe_call(
+                f"refund {subscription_id}",
+                lambda: client.v1.refunds.create(
+                    params=refund,
+                    options={"idempotency_key": f"atelier-refund-{subscription_id}"},
+                ),
+            )
+        except StripeRequestFailed as failed:
+            cause = failed.__cause__
+            if getattr(cause, "code", None) != "charge_already_refunded":
+                raise
+        done.append(f"refunded {next(iter(payment.values()))}")
+    if data.get("status") not in Subscription.ENDED_STATUSES:
+        stripe_call(
+            f"cancel {subscription_id}",
+            lambda: client.v1.subscriptions.cancel(
+                subscription_id, options={"idempotency_key": f"atelier-cancel-{subscription_id}"}
+            ),
         )
-    return report
+        done.append("cancelled")
+    return f"{subscription_id}: " + (", ".join(done) or "already ended, nothing to refund")

@@ -12,10 +12,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from config.errors import DomainError
+from config.errors import DomainError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +45,8 @@ STATUS_BY_CODE = {
     "teams_need_paid_plan": 403,
     "invitation_wrong_user": 403,
     "owner_required": 403,
-    "url_expired": 403,
-    "invalid_image_url": 403,
+    "admin_required": 403,
+    "email_unverified": 403,
     "model_not_found": 404,
     "idempotency_key_reused": 409,
     "job_not_cancellable": 409,
@@ -54,12 +57,25 @@ STATUS_BY_CODE = {
     "policy_refused": 422,
     "quota_exceeded": 429,
     "rate_limit_exceeded": 429,
+    "webhook_processing_failed": 500,
     "billing_not_configured": 501,
     "stripe_error": 502,
     "overloaded": 503,
     "free_tier_paused": 503,
     "service_unavailable": 503,
 }
+
+
+# Redis (broker, rate-limit cache) out of reach: a 503 that says when to come back.
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, BrokerError)
+
+
+def unavailable_error() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Atelier is briefly unable to take requests. Nothing was charged; please try again "
+        "in a few seconds.",
+        retry_after=5,
+    )
 
 
 def http_status(error: DomainError) -> int:
@@ -124,6 +140,9 @@ def flatten_validation(detail: Any, prefix: str = "") -> list[tuple[str | None, 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        logger.error("Redis unreachable: %s", exc)
+        exc = unavailable_error()
     if isinstance(exc, DomainError):
         return Response(domain_error_body(exc), status=http_status(exc), headers=http_headers(exc))
     if isinstance(exc, Ratelimited):
@@ -145,11 +164,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body(code="invalid_request", message=message, status_code=400, param=param)
         return Response(body, status=400)
     if isinstance(exc, exceptions.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        if auth_header := getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = auth_header
+        if wait := getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(wait))
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else str(exc.default_code)
         code = {"parse_error": "invalid_json"}.get(code, code)
         body = error_body(code=code, message=str(exc.detail), status_code=exc.status_code)
         return Response(body, status=exc.status_code, headers=headers)

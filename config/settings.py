@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "config.unavailable.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -103,7 +104,12 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "atelier",
-        "OPTIONS": {"pool_class": "config.cache.SharedConnectionPool"},
+        "OPTIONS": {
+            "pool_class": "config.cache.SharedConnectionPool",
+            # A Redis out of reach is a quick 503, not a hung request.
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        },
     }
 }
 RATELIMIT_USE_CACHE = "default"
@@ -225,6 +231,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
 }
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+# A ticket that cannot be sent fails fast (the job stays queued; the sweeper re-sends).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Celery's Django fixup closes the database connection before and after every task unless
 # this is set, so each task (a no-op ticket too) paid for a new PostgreSQL connection. It
 # now recycles the connection only every this many tasks; config/celery.py closes stale or
@@ -256,6 +269,11 @@ JOB_DEADLINE = env_int("JOB_DEADLINE", 3600, minimum=60)
 JOB_TIME_LIMIT_BASE = env_int("JOB_TIME_LIMIT_BASE", 120, minimum=1)
 JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP = env_int("JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP", 30, minimum=1)
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 15, minimum=1)
+# An edit's uploaded photo goes with its last image; one that made none, after this long.
+SOURCE_PHOTO_RETENTION_DAYS = env_int("SOURCE_PHOTO_RETENTION_DAYS", 7, minimum=1)
+# A lane whose broker queue is empty while jobs have waited this long gets tickets again.
+TICKET_RESEND_AFTER = env_int("TICKET_RESEND_AFTER", 60, minimum=1)
+TICKET_RESEND_BATCH = env_int("TICKET_RESEND_BATCH", 8, minimum=1)
 # Overload control: how throughput is measured and how the waiting room paces retries.
 THROUGHPUT_SMOOTHING = 0.2  # weight of the newest batch in the seconds-per-image average
 DEFAULT_SECONDS_PER_IMAGE = float(env_int("DEFAULT_MS_PER_IMAGE", 2000, minimum=1)) / 1000
@@ -264,6 +282,10 @@ WORKER_ALIVE_TIMEOUT = env_int("WORKER_ALIVE_TIMEOUT", 30, minimum=5)
 WAITING_ROOM_GRACE = env_int("WAITING_ROOM_GRACE", 60, minimum=1)
 WAITING_ROOM_MAX_SLOTS = env_int("WAITING_ROOM_MAX_SLOTS", 100, minimum=1)  # per workspace
 FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, minimum=1)
+# GET /api/v1/status is public: computed at most once per this many seconds for all callers,
+# and each address may ask STATUS_RATE times.
+STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 2, minimum=0)
+STATUS_RATE = env_str("STATUS_RATE", "120/m")
 # The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
 GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")
 CELERY_BEAT_SCHEDULE = {

@@ -5,8 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
-from generation.admission import operator_switches_update
-from generation.models import Image, Job, OperatorSwitches, PolicyRefusal, PolicyRule
+from generation.models import Image, Job, PolicyRefusal, PolicyRule
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
@@ -87,24 +86,3 @@ class PolicyRefusalAdmin(admin.ModelAdmin):
     @admin.action(description="Mark as reviewed")
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
         queryset.update(reviewed=True)
-
-
-@admin.register(OperatorSwitches)
-class OperatorSwitchesAdmin(admin.ModelAdmin):
-    """The overload switches: saved through the service, in effect within seconds."""
-
-    list_display = ["__str__", "free_tier_paused", "free_daily_images", "max_queued_jobs", "banner"]
-    readonly_fields = ["updated_at", "updated_by"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return not OperatorSwitches.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def save_model(
-        self, request: HttpRequest, obj: OperatorSwitches, form: object, change: bool
-    ) -> None:
-        fields = {name: getattr(obj, name) for name in form.cleaned_data}  # type: ignore[attr-defined]
-        operator_switches_update(user=request.user, **fields)
-        obj.pk = 1

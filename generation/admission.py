@@ -22,8 +22,8 @@ from django.conf import settings
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
+from billing.switches import operator_switches
 from config.errors import DomainError
-from generation.models import OperatorSwitches
 
 # The wait estimates and the throughput behind them live with the fair queue; these names
 # are imported from here by callers that predate it.
@@ -49,8 +49,6 @@ LANES_AT_OR_ABOVE = {
     Lane.STANDARD: [Lane.PRIORITY, Lane.STANDARD],
     Lane.FREE: [Lane.PRIORITY, Lane.STANDARD, Lane.FREE],
 }
-_SWITCHES_TTL = 2.0  # seconds a process keeps the operator switches
-_switches_cache: tuple[float, OperatorSwitches] | None = None
 
 
 class Overloaded(DomainError):
@@ -58,29 +56,6 @@ class Overloaded(DomainError):
 
     def __init__(self, *, retry_after: int, message: str, code: str | None = None) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
-
-
-# Operator switches
-
-
-def operator_switches() -> OperatorSwitches:
-    """The switches, read at most every two seconds per process."""
-    global _switches_cache
-    now = time.monotonic()
-    if _switches_cache is None or now - _switches_cache[0] > _SWITCHES_TTL:
-        switches = OperatorSwitches.objects.filter(pk=1).first() or OperatorSwitches(pk=1)
-        _switches_cache = (now, switches)
-    return _switches_cache[1]
-
-
-def operator_switches_update(*, user: object = None, **fields: object) -> OperatorSwitches:
-    """Change the switches; this process sees them at once, others within two seconds."""
-    global _switches_cache
-    switches, _ = OperatorSwitches.objects.update_or_create(
-        pk=1, defaults={**fields, "updated_by": user}
-    )
-    _switches_cache = None
-    return switches
 
 
 # Admission

@@ -5,20 +5,22 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.limits import limit_headers, submit_rate_usage
-from billing.models import Lane, Plan
+from billing.models import Plan
 from billing.selectors import plan_for, quota_status
+from billing.switches import operator_switches
 from config.errors import DomainError
+from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_response
 from config.serializers import StrictSerializer
-from generation.admission import lane_wait_estimate, live_workers, operator_switches
 from generation.model_info import model_info
 from generation.models import Image, Job
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
@@ -207,13 +209,42 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
         return Response(body, status=202 if admission.created else 200, headers=headers)
 
 
+class JobPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = JobOutput(many=True)
+
+
+def _submit_responses() -> dict[Any, Any]:
+    return {
+        202: JobOutput,
+        200: OpenApiResponse(JobOutput, description="An idempotent replay."),
+        **{code: error_response(ERRORS[code]) for code in SUBMIT_ERRORS},
+    }
+
+
 class GenerationListCreateApi(GenerationSubmitMixin, APIView):
+    @extend_schema(
+        summary="The workspace's jobs, newest first",
+        operation_id="generations_list",
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100."),
+        ],
+        responses={200: JobPage, 404: error_response("Invalid cursor.")},
+    )
     def get(self, request: Request) -> Response:
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs_for(request.workspace), request, view=self)
         data = JobOutput(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
 
+    @extend_schema(
+        summary="Ask for images: the job is queued",
+        request=GenerationInput,
+        parameters=[IDEMPOTENCY_KEY],
+        responses=_submit_responses(),
+    )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, GenerationInput)
         admission = self.admit(request, {"kind": Job.Kind.TEXT_TO_IMAGE, **params})
@@ -225,6 +256,12 @@ class EditCreateApi(GenerationSubmitMixin, APIView):
 
     parser_classes = [MultiPartParser]
 
+    @extend_schema(
+        summary="Edit a photo: the job is queued",
+        request={"multipart/form-data": EditInput},
+        parameters=[IDEMPOTENCY_KEY],
+        responses=_submit_responses(),
+    )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, EditInput)
         admission = self.admit(request, {"kind": Job.Kind.EDIT, **params})
@@ -243,44 +280,28 @@ def idempotency_key(request: Request) -> str | None:
 
 
 class GenerationDetailApi(WorkspaceLimitsMixin, APIView):
+    @extend_schema(summary="One job", operation_id="generations_get", responses={200: JobOutput})
     def get(self, request: Request, job_id: str) -> Response:
         job = get_object_or_404(jobs_for(request.workspace), pk=job_id)
         return Response(JobOutput(job, context={"request": request}).data)
 
 
 class GenerationCancelApi(WorkspaceLimitsMixin, APIView):
+    @extend_schema(
+        summary="Cancel a queued job; its images are given back",
+        request=None,
+        responses={
+            200: JobOutput,
+            409: error_response("The job already started or finished."),
+        },
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=get_object_or_404(jobs_for(request.workspace), pk=job_id))
         return Response(JobOutput(job, context={"request": request}).data)
 
 
-class StatusApi(APIView):
-    """GET /api/v1/status: the operators' banner and each lane's estimated wait. Public."""
-
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
-
-    def get(self, request: Request) -> Response:
-        switches = operator_switches()
-        lanes = [lane_wait_estimate(lane) for lane in Lane.values]
-        return Response(
-            {
-                "banner": switches.banner or None,
-                "free_tier_paused": switches.free_tier_paused,
-                "workers": live_workers(),
-                "lanes": [
-                    {
-                        "lane": estimate.lane,
-                        "queued_images": estimate.queued_images,
-                        "estimated_wait_seconds": round(estimate.wait_seconds),
-                    }
-                    for estimate in lanes
-                ],
-            }
-        )
-
-
 class ImageContentApi(APIView):
+    @extend_schema(summary="An image's PNG", responses={(200, "image/png"): PNG})
     def get(self, request: Request, image_id: str) -> FileResponse:
         image = get_object_or_404(images_for(request.workspace), pk=image_id)
         return FileResponse(image.file.open("rb"), content_type="image/png")

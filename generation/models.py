@@ -243,35 +243,3 @@ class PolicyRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} in {self.workspace}"
-
-
-class OperatorSwitches(models.Model):
-    """The operators' levers for a day of overload; one row, read within seconds."""
-
-    free_tier_paused = models.BooleanField(
-        default=False, help_text="Refuse new jobs from workspaces on the default plan."
-    )
-    free_daily_images = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        help_text="Temporary images per window for the default plan (e.g. 1 instead of 3).",
-    )
-    max_queued_jobs = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        help_text="Refuse new free and standard jobs while this many jobs are queued.",
-    )
-    banner = models.CharField(
-        max_length=300, blank=True, help_text="Shown in the app and returned by the API."
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
-
-    class Meta:
-        verbose_name = "operator switches"
-        verbose_name_plural = "operator switches"
-
-    def __str__(self) -> str:
-        return "Operator switches"

@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from config.api_errors import error_body
 from config.errors import DomainError
+from config.openapi import error_response
 from config.serializers import StrictSerializer
 from generation.api import EditInput, GenerationInput, GenerationSubmitMixin
 from generation.models import Image, Job
@@ -157,12 +158,6 @@ class ModelList(serializers.Serializer):
     data = ModelObject(many=True)
 
 
-def _error(description: str) -> OpenApiResponse:
-    from config.openapi import Error  # the schema module imports the views: import late
-
-    return OpenApiResponse(Error, description=description)
-
-
 IMAGE_ERRORS = {
     409: "An Idempotency-Key reused with another body, or the job was cancelled.",
     429: "Rate limit (`rate_limit_exceeded`) or quota (`quota_exceeded`): "
@@ -236,7 +231,7 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={
             200: ImagesResponse,
-            **{code: _error(text) for code, text in IMAGE_ERRORS.items()},
+            **{code: error_response(text) for code, text in IMAGE_ERRORS.items()},
         },
         tags=["openai"],
     )
@@ -370,7 +365,7 @@ class OpenAIEditSubmitApi(OpenAISubmitApi):
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={
             200: ImagesResponse,
-            **{code: _error(text) for code, text in IMAGE_ERRORS.items()},
+            **{code: error_response(text) for code, text in IMAGE_ERRORS.items()},
         },
         tags=["openai"],
     )
@@ -411,8 +406,8 @@ class SignedImageContentApi(APIView):
         parameters=[OpenApiParameter("token", OpenApiTypes.STR, required=True)],
         responses={
             (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG."),
-            403: _error("The URL expired (`url_expired`) or is not valid."),
-            404: _error("The image no longer exists."),
+            403: error_response("The URL expired (`url_expired`) or is not valid."),
+            404: error_response("The image no longer exists."),
         },
         tags=["openai"],
     )
@@ -422,10 +417,15 @@ class SignedImageContentApi(APIView):
         try:
             signer.unsign(f"{image_id}:{token}", max_age=settings.OPENAI_IMAGE_URL_TTL)
         except signing.SignatureExpired:
-            raise DomainError("This image URL has expired.", code="url_expired") from None
+            raise exceptions.PermissionDenied(
+                "This image URL has expired.", code="url_expired"
+            ) from None
         except signing.BadSignature:
-            raise DomainError("This image URL is not valid.", code="invalid_signature") from None
-        image = Image.objects.filter(pk=image_id).first()
+            raise exceptions.PermissionDenied(
+                "This image URL is not valid.", code="invalid_signature"
+            ) from None
+        # Not while its workspace is suspended (the URL works again on unsuspend).
+        image = Image.objects.filter(pk=image_id, workspace__suspended_at__isnull=True).first()
         if image is None:
             raise Http404
         return FileResponse(image.file.open("rb"), content_type="image/png")

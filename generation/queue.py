@@ -400,7 +400,19 @@ def fair_candidates(*, lanes: list[str], limit: int) -> list[Candidate]:
             # serve holds back those behind it.
             blocked.add(row[1])
             continue
-        candidates.append(Candidate(*row[:7], batch_key=tuple(row[7:])))
+        job_id, workspace_id, finish_tag, queue_seq, num_images, lane, room, *batch_key = row
+        candidates.append(
+            Candidate(
+                id=job_id,
+                workspace_id=workspace_id,
+                finish_tag=finish_tag,
+                queue_seq=queue_seq,
+                num_images=num_images,
+                lane=lane,
+                room=room,
+                batch_key=tuple(batch_key),
+            )
+        )
     return candidates[:limit]
 
 
@@ -483,7 +495,9 @@ class LaneEstimate:
 def _with_rate_reads(pipe: redis.client.Pipeline) -> redis.client.Pipeline:
     """Add the reads `_rate` needs (seconds per image, live workers) to a pipeline."""
     since = time.time() - settings.WORKER_ALIVE_TIMEOUT
-    return pipe.get(SECONDS_PER_IMAGE_KEY).zcount(WORKERS_KEY, since, "+inf")
+    pipe.get(SECONDS_PER_IMAGE_KEY)
+    pipe.zcount(WORKERS_KEY, since, "+inf")
+    return pipe
 
 
 def _rate(per_image: bytes | None, workers: int) -> float:
@@ -507,7 +521,8 @@ def job_queue_place(job: Job) -> QueuePlace | None:
     # Put back an entry a failed commit elsewhere (or a lost Redis) left out: a no-op else.
     pipe.zadd(JOBS_KEY, {member: finish}, nx=True)
     pipe.zadd(IMAGES_KEY, dict.fromkeys(_image_members(seq, images), finish), nx=True)
-    pipe.zrank(JOBS_KEY, member).zrank(IMAGES_KEY, f"{member}:0")
+    pipe.zrank(JOBS_KEY, member)
+    pipe.zrank(IMAGES_KEY, f"{member}:0")
     *_, jobs_ahead, images_ahead, per_image, workers = _with_rate_reads(pipe).execute()
     wait = images_ahead / _rate(per_image, workers)
     return QueuePlace(jobs_ahead + 1, images_ahead, wait)
@@ -538,7 +553,9 @@ def ahead_of_new(
         lane=lane, workspace_id=workspace.pk if workspace else None, images=images
     )
     pipe = redis_client().pipeline(transaction=False)
-    jobs, ahead = pipe.zcount(JOBS_KEY, "-inf", finish).zcount(IMAGES_KEY, "-inf", finish).execute()
+    pipe.zcount(JOBS_KEY, "-inf", finish)
+    pipe.zcount(IMAGES_KEY, "-inf", finish)
+    jobs, ahead = pipe.execute()
     return int(jobs), int(ahead)
 
 
@@ -637,7 +654,8 @@ def queue_index_reconcile(*, chunk: int = 10_000) -> tuple[int, int]:
     for key in (JOBS_KEY, IMAGES_KEY):
         start = 0
         while entries := client.zrange(key, start, start + chunk - 1, withscores=True):
-            tags = [(int(score), int(member.split(b":")[0])) for member, score in entries]
+            members: list[tuple[bytes, float]] = list(entries)  # type: ignore[arg-type]
+            tags = [(int(score), int(member.split(b":")[0])) for member, score in members]
             with connection.cursor() as cursor:
                 cursor.execute(
                     _STILL_QUEUED_SQL,
@@ -646,7 +664,7 @@ def queue_index_reconcile(*, chunk: int = 10_000) -> tuple[int, int]:
                 queued = set(cursor.fetchall())
             gone = [
                 member
-                for (member, _), tag in zip(entries, tags, strict=True)
+                for (member, _), tag in zip(members, tags, strict=True)
                 if tag not in queued and tag[1] <= newest
             ]
             if gone:
@@ -664,9 +682,9 @@ def queue_index_reconcile(*, chunk: int = 10_000) -> tuple[int, int]:
             member: finish for finish, seq, images in rows for member in _image_members(seq, images)
         }
         pipe = client.pipeline(transaction=False)
-        added += sum(
-            pipe.zadd(JOBS_KEY, jobs, nx=True).zadd(IMAGES_KEY, pictures, nx=True).execute()
-        )
+        pipe.zadd(JOBS_KEY, jobs, nx=True)
+        pipe.zadd(IMAGES_KEY, pictures, nx=True)
+        added += sum(pipe.execute())
         after = rows[-1][:2]
     return added, removed
 

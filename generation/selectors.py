@@ -15,4 +15,5 @@ def jobs_for(workspace: Workspace) -> QuerySet[Job]:
 
 
 def images_for(workspace: Workspace) -> QuerySet[Image]:
-    return Image.objects.filter(workspace=workspace)
+    """The workspace's images; none while it is suspended (they come back on unsuspend)."""
+    return Image.objects.filter(workspace=workspace, workspace__suspended_at__isnull=True)

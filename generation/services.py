@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -9,17 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
+from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from billing.selectors import QuotaStatus, plan_for, plan_limit
-from billing.services import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from config.errors import DomainError
 from generation.models import Image, Job
 from generation.queue import (
@@ -31,6 +32,7 @@ from generation.queue import (
     queue_index_remove,
 )
 from generation.queue import job_claim_batch as job_claim_batch  # where callers found it
+from generation.tickets import ticket_send
 
 MAX_SEED = 2**32 - 1
 
@@ -66,7 +68,7 @@ def request_fingerprint(params: dict[str, Any]) -> str:
 
 
 def _enqueue(job: Job) -> None:
-    current_app.send_task("generation.run_job", args=[str(job.id)], queue=f"gpu.{job.lane}")
+    ticket_send(job_id=job.id, lane=job.lane)
 
 
 @transaction.atomic
@@ -130,7 +132,9 @@ def job_submit(
             reset_at=reset_at,
         )
     except QuotaExceeded:
-        if job.source_image:  # stored with the row, which the refusal rolls back
+        # An upload stored with the row, which the refusal rolls back, goes too; a file the
+        # job only refers to (an operator's retry of an edit) belongs to another job.
+        if job.source_image and not isinstance(params.get("source_image"), str):
             job.source_image.delete(save=False)
         raise
     queue_index_add([job])  # after the last refusal: only a failed commit leaves it behind
@@ -169,6 +173,33 @@ def job_cancel(*, job: Job) -> Job:
     )
 
 
+def jobs_cancel_for_workspace(*, workspace: Workspace) -> int:
+    """Cancel every queued and running job of a workspace (a suspension), giving their
+    images back; running ones stop at their next step. Returns the jobs cancelled."""
+    cancelled = 0
+    for job in Job.objects.filter(workspace=workspace, status__in=Job.ACTIVE_STATUSES):
+        with contextlib.suppress(DomainError):  # it finished in the meantime
+            cancelled += job_cancel(job=job).status == Job.Status.CANCELLED
+    return cancelled
+
+
+def jobs_of_suspended_cancel(*, jobs: list[Job]) -> list[Job]:
+    """A claimed batch less the jobs of suspended workspaces, which are cancelled and
+    refunded instead of run (a job admitted while its workspace was being suspended)."""
+    suspended = set(
+        Workspace.objects.filter(
+            pk__in={job.workspace_id for job in jobs}, suspended_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    if not suspended:
+        return jobs
+    for job in jobs:
+        if job.workspace_id in suspended:
+            with contextlib.suppress(DomainError):
+                job_cancel(job=job)
+    return [job for job in jobs if job.workspace_id not in suspended]
+
+
 def job_ticket_again(*, job_id: Any) -> bool:
     """Send another ticket for a job that is still queued."""
     job = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).first()
@@ -186,7 +217,7 @@ def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:
     """
     heads = flows_wake(workspace_ids)
     for head in heads:
-        _enqueue(Job(pk=head.job_id, lane=head.lane))
+        _enqueue(Job(pk=head.job_id, lane=head.lane or ""))
     return len(heads)
 
 
@@ -301,17 +332,8 @@ def jobs_sweep(*, at: datetime | None = None) -> SweepResult:
     stale_before = at - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     requeued = failed = 0
     stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    fields = (
-        "pk",
-        "workspace",
-        "attempts",
-        "worker",
-        "lane",
-        "finish_tag",
-        "queue_seq",
-        "num_images",
-    )
-    for job in stale.only(*fields):
+    fields = ("pk", "workspace", "attempts", "worker", "lane", "finish_tag", "queue_seq")
+    for job in stale.only(*fields, "num_images"):
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
             failed += job_fail(
                 job=job,
@@ -359,19 +381,43 @@ def _job_expire(*, job: Job) -> bool:
 
 
 def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
-    """Delete images (file and row) past the retention their plan gave them when made."""
+    """Delete images (file and row) past the retention their plan gave them when made, and
+    the uploaded photo of an edit once none of its images is left."""
     expired = Image.objects.filter(expires_at__lt=at or timezone.now())
     deleted = 0
-    while batch := list(expired.values_list("pk", "file")[:chunk]):
+    while batch := list(expired.values_list("pk", "file", "job_id")[:chunk]):
+        for _, name, _ in batch:
+            default_storage.delete(name)
+        deleted += Image.objects.filter(pk__in=[pk for pk, _, _ in batch]).delete()[0]
+        emptied = Job.objects.filter(pk__in={job_id for _, _, job_id in batch}, images=None)
+        _source_photos_delete(emptied)
+    return deleted
+
+
+def source_photos_expire(*, at: datetime | None = None) -> int:
+    """Delete the uploaded photos of edits that made no image (failed or cancelled) once
+    SOURCE_PHOTO_RETENTION_DAYS have passed (an operator may retry them until then)."""
+    before = (at or timezone.now()) - timedelta(days=settings.SOURCE_PHOTO_RETENTION_DAYS)
+    unused = Job.objects.filter(
+        status__in=(Job.Status.FAILED, Job.Status.CANCELLED),
+        created_at__lt=before,
+        source_image__gt="",
+    )
+    return _source_photos_delete(unused)
+
+
+def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
+    deleted = 0
+    while batch := list(jobs.exclude(source_image="").values_list("pk", "source_image")[:chunk]):
         for _, name in batch:
             default_storage.delete(name)
-        deleted += Image.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+        deleted += Job.objects.filter(pk__in=[pk for pk, _ in batch]).update(source_image="")
     return deleted
 
 
 def image_delete(*, image: Image) -> None:
     """Delete an image, row and file. Its quota stays spent: the image was made."""
-    name = image.file.name
+    name = image.file.name or ""
     image.delete()
     transaction.on_commit(lambda: default_storage.delete(name))
 

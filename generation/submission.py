@@ -27,8 +27,8 @@ from django.conf import settings
 from accounts.models import ApiKey, User, Workspace
 from billing.limits import RateUsage, submit_rate_check
 from billing.models import Plan
+from billing.quotas import QuotaExceeded
 from billing.selectors import QuotaStatus, quota_status
-from billing.services import QuotaExceeded
 from config.errors import DomainError
 from generation.admission import admission_check
 from generation.models import Job

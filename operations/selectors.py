@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db.models import Count, OuterRef, Q
 from django.utils import timezone
 
-from billing.models import Plan, Subscription
+from billing.models import Lane, Plan, Subscription
 from billing.selectors import default_plan
 from generation.models import Image, Job
 
@@ -60,7 +60,7 @@ def operator_dashboard() -> Dashboard:
         jobs_by_status=[(label, statuses.get(value, 0)) for value, label in Job.Status.choices],
         queue_by_lane=[
             (label, lanes.get((value, "queued"), 0), lanes.get((value, "running"), 0))
-            for value, label in Job._meta.get_field("lane").choices
+            for value, label in Lane.choices
         ],
         failures_last_hour=failures.count(),
         recent_failures=list(failures.select_related("workspace").order_by("-finished_at")[:5]),

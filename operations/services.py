@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from django.db import models, transaction
 
-from accounts.models import ApiKey, User, Workspace
-from accounts.services import api_key_revoke, workspace_suspend, workspace_unsuspend
-from billing.services import quota_refund
+from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.services import (
+    api_key_revoke,
+    membership_remove,
+    workspace_suspend,
+    workspace_unsuspend,
+)
+from billing.quotas import quota_refund
 from config.errors import DomainError
 from generation.models import Job
-from generation.services import job_cancel, job_retry
+from generation.services import job_cancel, job_retry, jobs_cancel_for_workspace
 from operations.models import AuditEntry
 
 
@@ -59,9 +64,13 @@ def operator_job_refund(*, actor: User, job: Job) -> int:
 
 @transaction.atomic
 def operator_workspace_suspend(*, actor: User, workspace: Workspace) -> bool:
+    """Suspend at once: no new jobs, queued and running ones cancelled and refunded (running
+    ones stop at their next step), images not served until unsuspended."""
     changed = workspace_suspend(workspace=workspace)
     if changed:
-        audit_record(actor=actor, action="workspace.suspend", target=workspace)
+        cancelled = jobs_cancel_for_workspace(workspace=workspace)
+        detail = f"{cancelled} jobs cancelled and refunded"
+        audit_record(actor=actor, action="workspace.suspend", target=workspace, detail=detail)
     return changed
 
 
@@ -80,3 +89,18 @@ def operator_api_key_revoke(*, actor: User, key: ApiKey) -> bool:
     api_key_revoke(key=key)
     audit_record(actor=actor, action="api_key.revoke", target=key)
     return True
+
+
+@transaction.atomic
+def operator_membership_remove(*, actor: User, membership: Membership) -> list[ApiKey]:
+    """Take a person out of a workspace; the keys they made in it are revoked with it."""
+    workspace, email = membership.workspace, membership.user.email
+    revoked = membership_remove(membership=membership)
+    prefixes = ", ".join(f"{key.prefix}…" for key in revoked) or "none"
+    audit_record(
+        actor=actor,
+        action="membership.remove",
+        target=workspace,
+        detail=f"{email} removed; API keys revoked: {prefixes}",
+    )
+    return revoked

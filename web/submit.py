@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from billing.models import Plan
-from billing.services import QuotaExceeded
+from billing.quotas import QuotaExceeded
 from config.api_errors import flatten_validation
 from config.durations import wait_text
 from config.errors import DomainError

@@ -24,7 +24,7 @@ from accounts.selectors import (
 )
 from accounts.services import (
     api_key_create,
-    api_key_revoke,
+    api_key_revoke_by_member,
     invitation_accept,
     invitation_create,
     workspace_create,
@@ -225,6 +225,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         )
         context.update(new_key=key, new_secret=secret)
     context["keys"] = api_keys_for(request.workspace)
+    context["manager"] = is_manager(request)
     return render(request, "web/keys.html", context, status=201 if context["new_key"] else 200)
 
 
@@ -232,7 +233,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @workspace_required
 def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
     key = get_object_or_404(api_keys_for(request.workspace), pk=key_id)
-    api_key_revoke(key=key)
+    try:
+        api_key_revoke_by_member(key=key, membership=request.membership)
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("web:keys")
     messages.success(request, f"Key {key.prefix}… revoked: it no longer works.")
     return redirect("web:keys")
 
@@ -312,7 +317,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             request,
             "web/invitation.html",
             {"invitation": invite, "error": error.message},
-            status=error.status_code,
+            status=http_status(error),
         )
     request.session[SESSION_WORKSPACE_KEY] = str(membership.workspace_id)
     messages.success(request, f"Welcome to {membership.workspace.name}.")

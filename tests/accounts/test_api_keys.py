@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_new_key_is_shown_once_and_stored_hashed(alice: Person) -> None:
-    response = alice.client().post("/api/v1/keys", {"name": "laptop"}, format="json")
+    response = alice.session().post("/api/v1/keys", {"name": "laptop"}, format="json")
     assert response.status_code == 201
     secret = response.json()["key"]
     key = ApiKey.objects.get(pk=response.json()["id"])
@@ -31,18 +31,18 @@ def test_using_a_key_records_when(alice: Person) -> None:
 
 
 def test_a_revoked_key_stops_working(alice: Person) -> None:
-    created = alice.client().post("/api/v1/keys", {"name": "ci"}, format="json").json()
+    created = alice.session().post("/api/v1/keys", {"name": "ci"}, format="json").json()
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {created['key']}")
     assert other.get("/api/v1/me").status_code == 200
 
-    assert alice.client().delete(f"/api/v1/keys/{created['id']}").status_code == 204
+    assert alice.session().delete(f"/api/v1/keys/{created['id']}").status_code == 204
     assert other.get("/api/v1/me").status_code == 401
     assert alice.client().get("/api/v1/me").status_code == 200
 
 
 def test_bob_cannot_revoke_alices_key(alice: Person, bob: Person) -> None:
     key = ApiKey.objects.get(workspace=alice.workspace)
-    assert bob.client().delete(f"/api/v1/keys/{key.id}").status_code == 404
+    assert bob.session().delete(f"/api/v1/keys/{key.id}").status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None

@@ -26,6 +26,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts.models import Workspace
+from bench.common import free_port
 from billing import stripe_client as stripe_client_module
 from billing.models import Plan
 from billing.stripe_services import billing_customer_ensure
@@ -37,15 +38,9 @@ WEBHOOK_PATH = "/api/v1/billing/webhook"
 SERVER = Path(__file__).with_name("localstripe_server.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
     process = subprocess.Popen(
         [sys.executable, str(SERVER), str(port)],

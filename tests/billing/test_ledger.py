@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from billing.models import QuotaCounter, QuotaLedgerEntry
-from billing.services import quota_capture, quota_release
+from billing.quotas import quota_capture, quota_release
 from generation.models import Job
 from generation.services import GeneratedImage, job_claim_batch, job_complete, job_fail
 from tests.conftest import Person, small_job

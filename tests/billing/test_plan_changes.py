@@ -11,7 +11,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from billing.models import PlanChange, QuotaCounter, Subscription
 from billing.selectors import plan_for, quota_status
-from billing.stripe_events import SubscriptionState, subscription_apply_state
+from billing.subscriptions import SubscriptionState, subscription_apply_state
 from tests.billing.conftest import StripeWorld, event_payload, post_webhook
 from tests.conftest import Person
 

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from generation.demo_data import Scene, read_image
 from generation.models import Job
-from tests.conftest import make_person
+from tests.conftest import follow_verification_link_live, make_person
 from tests.e2e.conftest import PRIORITY_LANE, WorkerProcess, start_worker, wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -26,6 +26,7 @@ def signed_up(base: str, email: str) -> requests.Session:
         timeout=10,
     )
     assert signup.status_code == 201, signup.text
+    follow_verification_link_live(email)  # as the mail asks
     session.headers["Authorization"] = f"Bearer {signup.json()['api_key']}"
     return session
 

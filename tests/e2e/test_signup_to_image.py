@@ -6,6 +6,7 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
+from tests.conftest import follow_verification_link_live
 from tests.e2e.conftest import WorkerProcess, wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,6 +24,7 @@ def test_new_user_signs_up_and_downloads_a_png_of_the_requested_size(
         timeout=10,
     )
     assert signup.status_code == 201, signup.text
+    follow_verification_link_live("dana@example.com")  # as the mail asks
     session.headers["Authorization"] = f"Bearer {signup.json()['api_key']}"
 
     submitted = session.post(

@@ -8,7 +8,8 @@ import time_machine
 from django.test import Client
 
 from billing.models import QuotaCounter
-from generation.admission import operator_switches_update, throughput_record
+from billing.switches import operator_switches_update
+from generation.admission import throughput_record
 from generation.models import Job
 from tests.conftest import Person, make_person, small_job
 
@@ -75,7 +76,7 @@ def test_pausing_the_free_tier_takes_effect_without_a_restart(
     assert post(make_person("pat@example.com", plan="pro")).status_code == 202
 
     response = admin_client.post(
-        "/admin/generation/operatorswitches/1/change/",
+        "/admin/billing/operatorswitches/1/change/",
         {"free_daily_images": "", "max_queued_jobs": "", "banner": ""},
     )
     assert response.status_code == 302, response.content

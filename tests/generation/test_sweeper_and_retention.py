@@ -10,7 +10,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription
-from generation import pipeline, tasks
+from generation import pipeline, worker
 from generation.models import Image, Job
 from generation.services import (
     GeneratedImage,
@@ -123,7 +123,7 @@ def test_an_out_of_memory_error_retries_with_smaller_batches(
     monkeypatch.setattr(pipeline, "run_batch", run_batch)
     batch = claim()
     assert len(batch) == 4
-    tasks.run_batch(batch, worker="w1")
+    worker.run_batch(batch, worker="w1")
     assert calls == [4, 2, 1, 1, 2, 1, 1]
     assert set(Job.objects.values_list("status", flat=True)) == {Job.Status.SUCCEEDED}
 
@@ -137,7 +137,7 @@ def test_a_single_job_out_of_memory_fails_and_is_refunded(
         raise torch.OutOfMemoryError("CUDA out of memory.")
 
     monkeypatch.setattr(pipeline, "run_batch", run_batch)
-    tasks.run_batch(claim(), worker="w1")
+    worker.run_batch(claim(), worker="w1")
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "out of memory" in job.error_message
     assert QuotaCounter.objects.get(workspace=alice.workspace).used == 0
@@ -155,7 +155,7 @@ def test_a_batch_past_its_time_limit_fails_and_is_refunded(
         return fake_pictures(items)
 
     monkeypatch.setattr(pipeline, "run_batch", run_batch)
-    tasks.run_batch(claim(), worker="w1")
+    worker.run_batch(claim(), worker="w1")
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.error_code == "time_limit_exceeded"
     assert kinds(job) == ["release", "reserve"]
@@ -176,7 +176,7 @@ def test_an_edit_job_reads_its_source_photo(alice: Person, monkeypatch: pytest.M
         return fake_pictures(items)
 
     monkeypatch.setattr(pipeline, "run_batch", run_batch)
-    tasks.run_batch(claim(), worker="w1")
+    worker.run_batch(claim(), worker="w1")
     assert seen == [0.5, (255, 0, 0)]
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED

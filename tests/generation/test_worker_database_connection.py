@@ -28,6 +28,7 @@ def run_tasks(fixup: DjangoWorkerFixup, count: int) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_worker_reuses_its_database_connection_between_tasks() -> None:
     fixup = DjangoWorkerFixup(app)
+    connection.close()  # start from a healthy connection, whatever an earlier test left
     connection.ensure_connection()
     first = connection.connection
     run_tasks(fixup, 20)

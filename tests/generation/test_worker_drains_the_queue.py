@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from generation import tasks
+from generation import tasks, worker
 from generation.models import Job
 from tests.conftest import make_person, small_job
 
@@ -35,7 +35,7 @@ def test_one_ticket_runs_batch_after_batch_until_the_queue_is_empty() -> None:
 def test_a_ticket_stops_taking_batches_after_drain_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0.0)
+    monkeypatch.setattr(worker, "DRAIN_SECONDS", 0.0)
     ids = submit_jobs(5)
     tasks.run_job.run(ids[0])
     statuses = dict(Job.objects.values_list("id", "status"))

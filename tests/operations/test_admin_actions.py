@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import QuotaLedgerEntry
+from billing.models import QuotaLedgerEntry, QuotaOverride
+from billing.quotas import quota_capture
 from billing.selectors import quota_status
-from billing.services import quota_capture
 from generation.models import Job
 from generation.services import job_fail
 from operations.models import AuditEntry
@@ -120,3 +122,20 @@ def test_the_audit_log_is_read_only(admin_client: Client, alice: Person) -> None
     assert admin_client.get("/admin/operations/auditentry/add/").status_code == 403
     admin_client.post(f"/admin/operations/auditentry/{entry.pk}/delete/", {"post": "yes"})
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_a_refused_retry_of_an_edit_keeps_the_original_jobs_photo(
+    admin_client: Client, alice: Person
+) -> None:
+    job = submit(alice)
+    job.kind, job.strength = Job.Kind.EDIT, 0.5
+    job.source_image.save("photo.png", ContentFile(b"\x89PNG alice's photo"), save=False)
+    job.status, job.worker = Job.Status.RUNNING, "w"
+    job.save()
+    job_fail(job=job, worker="w", code="boom", message="it broke")
+    QuotaOverride.objects.create(workspace=alice.workspace, daily_images=0)  # no room left
+
+    page = act(admin_client, "generation/job", "retry", job.pk)
+
+    assert "quota" in page and Job.objects.count() == 1  # refused, nothing new
+    assert default_storage.exists(job.source_image.name)  # the original's photo is intact

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from generation.admission import operator_switches_update
+from billing.switches import operator_switches_update
 from generation.models import Job, PolicyRule
 from tests.conftest import Person
 

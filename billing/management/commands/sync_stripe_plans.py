@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.stripe_client import BillingNotConfigured, StripeRequestFailed
-from billing.stripe_services import stripe_plans_sync
+from billing.stripe_plans import stripe_plans_sync
 
 
 class Command(BaseCommand):

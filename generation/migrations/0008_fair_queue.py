@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_policy_and_operator_switches'),
-        ('generation', '0006_job_started_at_index'),
+        ('generation', '0007_operator_switches_to_billing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -19,6 +20,13 @@ from billing.models import QuotaCounter, QuotaLedgerEntry
 from billing.selectors import OVERRIDE_SQL
 from config.durations import duration_text
 from config.errors import DomainError
+
+
+class JobRef(Protocol):
+    """A generation job as quotas see it (billing sits below generation: no import)."""
+
+    pk: Any
+    workspace_id: Any
 
 
 class QuotaExceeded(DomainError):
@@ -69,7 +77,7 @@ class Reservation:
 
 
 def quota_reserve(
-    *, job: object, images: int, plan_limit: int, window_start: datetime, reset_at: datetime
+    *, job: JobRef, images: int, plan_limit: int, window_start: datetime, reset_at: datetime
 ) -> Reservation:
     """Reserve `images` for `job` in its window, or raise QuotaExceeded and change nothing.
 
@@ -79,8 +87,8 @@ def quota_reserve(
         cursor.execute(
             _RESERVE_SQL,
             {
-                "job": job.pk,  # type: ignore[attr-defined]
-                "workspace": job.workspace_id,  # type: ignore[attr-defined]
+                "job": job.pk,
+                "workspace": job.workspace_id,
                 "images": images,
                 "window": window_start,
                 "at": timezone.now(),
@@ -93,14 +101,16 @@ def quota_reserve(
     return Reservation(used=used, limit=limit)
 
 
-def _settle(*, job: object, kind: str) -> QuotaLedgerEntry | None:
-    reserve = QuotaLedgerEntry.objects.filter(job=job, kind=QuotaLedgerEntry.Kind.RESERVE).first()
+def _settle(*, job: JobRef, kind: str) -> QuotaLedgerEntry | None:
+    reserve = QuotaLedgerEntry.objects.filter(
+        job_id=job.pk, kind=QuotaLedgerEntry.Kind.RESERVE
+    ).first()
     if reserve is None:
         return None
     try:
         with transaction.atomic():
             return QuotaLedgerEntry.objects.create(
-                job=job,
+                job_id=job.pk,
                 workspace_id=reserve.workspace_id,
                 kind=kind,
                 images=reserve.images,
@@ -130,13 +140,13 @@ def quotas_capture(*, job_ids: list[object]) -> int:
         return cursor.rowcount
 
 
-def quota_capture(*, job: object) -> bool:
+def quota_capture(*, job: JobRef) -> bool:
     """Make a job's reservation final. False if it was already settled."""
-    return quotas_capture(job_ids=[job.pk]) == 1  # type: ignore[attr-defined]
+    return quotas_capture(job_ids=[job.pk]) == 1
 
 
 @transaction.atomic
-def quota_release(*, job: object) -> bool:
+def quota_release(*, job: JobRef) -> bool:
     """Give a job's reserved images back. False if it was already settled."""
     entry = _settle(job=job, kind=QuotaLedgerEntry.Kind.RELEASE)
     if entry is None:
@@ -148,16 +158,18 @@ def quota_release(*, job: object) -> bool:
 
 
 @transaction.atomic
-def quota_refund(*, job: object) -> int:
+def quota_refund(*, job: JobRef) -> int:
     """Give a succeeded (captured) job's images back to its window. Returns the images
     refunded: 0 if the job was never captured or was refunded before."""
-    capture = QuotaLedgerEntry.objects.filter(job=job, kind=QuotaLedgerEntry.Kind.CAPTURE).first()
+    capture = QuotaLedgerEntry.objects.filter(
+        job_id=job.pk, kind=QuotaLedgerEntry.Kind.CAPTURE
+    ).first()
     if capture is None:
         return 0
     try:
         with transaction.atomic():
             QuotaLedgerEntry.objects.create(
-                job=job,
+                job_id=job.pk,
                 workspace_id=capture.workspace_id,
                 kind=QuotaLedgerEntry.Kind.REFUND,
                 images=capture.images,
