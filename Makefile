@@ -3,7 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-queue
+.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-queue \
+	bench-front-door
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,3 +51,12 @@ bench-overload: $(STAMP)
 
 bench-queue: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/queue_depth.py
+
+# The front-door benchmark drives the servers with Debian's wrk.
+WRK := /usr/bin/wrk
+
+$(WRK):
+	apt-get update && apt-get install -y wrk
+
+bench-front-door: $(STAMP) $(WRK)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/front_door.py

@@ -15,10 +15,20 @@ from rest_framework.authentication import (
 )
 from rest_framework.request import Request
 
+from accounts.models import ApiKey, Workspace
 from accounts.selectors import workspace_for_user
 from accounts.services import api_key_authenticate
 
 SESSION_WORKSPACE_KEY = "workspace_id"
+
+
+def scope_request(request: Request, *, workspace: Workspace, api_key: ApiKey | None) -> None:
+    """Set the tenant every query of the request is scoped to, and the key it came with.
+
+    DRF's Request has no such attributes in its type; views read them as request.workspace
+    and request.api_key."""
+    request.workspace = workspace  # type: ignore[attr-defined]
+    request.api_key = api_key  # type: ignore[attr-defined]
 
 
 class InvalidApiKey(exceptions.AuthenticationFailed):
@@ -40,8 +50,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = api_key_authenticate(raw=raw)
         if key is None:
             raise InvalidApiKey()
-        request.workspace = key.workspace
-        request.api_key = key
+        scope_request(request, workspace=key.workspace, api_key=key)
         return key.created_by, key
 
     def authenticate_header(self, request: Request) -> str:
@@ -57,6 +66,5 @@ class WorkspaceSessionAuthentication(SessionAuthentication):
         workspace = workspace_for_user(user, request.session.get(SESSION_WORKSPACE_KEY))
         if workspace is None:
             raise exceptions.PermissionDenied("You do not belong to any workspace.")
-        request.workspace = workspace
-        request.api_key = None
+        scope_request(request, workspace=workspace, api_key=None)
         return result

@@ -26,18 +26,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(*, workers: int = 2) -> Iterator[str]:
-    """The real web server with the project's gunicorn config, on a free port."""
+def gunicorn(
+    *,
+    workers: int = 2,
+    app: str = "config.asgi",
+    args: tuple[str, ...] = ("--config", str(ROOT / "platform" / "gunicorn.conf.py")),
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """The real web server, by default as shipped (the project's gunicorn config), on a free port.
+
+    `app`, `args` and `env` describe another configuration (bench/front_door.py's reference).
+    """
     port = free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "config.asgi",
-            "--config", str(ROOT / "platform" / "gunicorn.conf.py"),
+            sys.executable, "-m", "gunicorn", app, *args,
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--access-logfile", "/dev/null",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "ERROR"},
+        env={**os.environ, "LOG_LEVEL": "ERROR", **(env or {})},
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

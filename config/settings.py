@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.overload.DatabaseOverloadMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -67,6 +68,17 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "config.unavailable.ServiceUnavailableMiddleware",
 ]
+
+# The web process (config/asgi.py, config/front_door.py): threads running synchronous views,
+# requests that may wait for one (more are answered 503 at once, and so is one that waited
+# too long), and requests that may wait for their images on the event loop (OpenAI's API).
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+WEB_MAX_QUEUED = env_int("WEB_MAX_QUEUED", 64, minimum=0)
+WEB_MAX_WAITING = env_int("WEB_MAX_WAITING", 1000, minimum=1)
+WEB_MAX_QUEUE_SECONDS = env_int("WEB_MAX_QUEUE_SECONDS", 10, minimum=1)  # then 503, not run
+# API keys are remembered per process for this long: a revoked key stops working on every web
+# process within this many seconds (accounts/authentication.py).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 2, minimum=0)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -95,6 +107,29 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
+# Web processes take connections from a bounded pool (platform/gunicorn.conf.py sets the size):
+# a request borrows one and gives it back when it ends, so a process never holds more than
+# DB_POOL_MAX_SIZE, and a request that cannot get one within DB_POOL_TIMEOUT seconds is
+# answered 503 `overloaded` (config/overload.py) instead of PostgreSQL refusing a new client
+# with a 500. Celery workers keep one persistent connection each (no pool).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it: close = give back
+    # No health check on each borrow: it costs a round trip per request, and the pool
+    # already drops a connection that broke while in use.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env_int("DB_POOL_MIN_SIZE", 2, minimum=0), DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_int("DB_POOL_TIMEOUT", 2, minimum=1),
+    }
+# A statement running longer than this (seconds; 0: no limit) is cancelled and its request
+# answered 503 `overloaded`: under overload a web request must end, not hang (web: 15 s).
+DB_STATEMENT_TIMEOUT = env_int("DB_STATEMENT_TIMEOUT", 0, minimum=0)
+if DB_STATEMENT_TIMEOUT:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c statement_timeout={DB_STATEMENT_TIMEOUT * 1000}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves the Celery broker, the cache and the rate-limit counters.
@@ -117,6 +152,14 @@ RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY", "REMOTE_ADDR") or None
 AUTH_RATE = env_str("AUTH_RATE", "10/m")
 
 AUTH_USER_MODEL = "accounts.User"
+# Argon2id at OWASP's minimum parameters (config/hashers.py): memory-hard, and about 20x less
+# CPU per sign-up than PBKDF2's 0.56 s here. PBKDF2 stays listed so that older hashes still
+# log in; Django rewrites each one with Argon2id at its owner's next login.
+PASSWORD_HASHERS = [
+    "config.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -170,6 +213,7 @@ STORAGES = {
 
 # Production hardening; each is a variable so that nothing exists only in production.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's probe speaks plain HTTP
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
@@ -191,7 +235,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "config.overload.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "config.openapi.AtelierAutoSchema",
 }
@@ -251,6 +295,9 @@ GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")  # empty: cuda, then mps, t
 MAX_PROMPT_LENGTH = 1000
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10_000_000, minimum=1)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 4096 * 4096, minimum=1)
+# The largest request body any URL accepts (the web front door refuses more with 413 before
+# anything reads it): an upload and its form fields.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES + 1_000_000, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1_000_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1_000_000
 # Worker: images per pipeline call, lanes this worker serves, and crash-safety timings.

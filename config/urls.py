@@ -8,7 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import json_404, json_500
 
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for the load balancer: the process answers (touches no database)."""
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
 urlpatterns = [
+    path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("billing.urls")),

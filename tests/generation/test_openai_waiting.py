@@ -1,7 +1,8 @@
 """Under ASGI, requests waiting for their images hold no thread each.
 
-Django's ASGI handler, in-process, with many OpenAI-compatible requests waiting on queued
-jobs (no worker runs): the process keeps a handful of threads, not one per waiting request.
+Django's ASGI handler, and the front door that routes to it (config/front_door.py), in-process,
+with many OpenAI-compatible requests waiting on queued jobs (no worker runs): the process keeps
+a handful of threads, not one per waiting request.
 """
 
 from __future__ import annotations
@@ -77,7 +78,17 @@ def cancel_all() -> None:
         connection.close()
 
 
-def test_waiting_requests_hold_no_thread_each(settings: object) -> None:
+def shipped_front_door() -> object:
+    """The web process's application as gunicorn serves it (config/asgi.py)."""
+    from config.asgi import application
+
+    return application
+
+
+@pytest.mark.parametrize(
+    "make_app", [ASGIHandler, shipped_front_door], ids=["django_asgi", "front_door"]
+)
+def test_waiting_requests_hold_no_thread_each(settings: object, make_app: object) -> None:
     settings.OPENAI_WAIT_SECONDS = 300  # type: ignore[attr-defined]
     # The priority lane: no shared test worker serves it, so the jobs stay queued.
     erin = make_person("erin@example.com", plan="pro")
@@ -85,7 +96,7 @@ def test_waiting_requests_hold_no_thread_each(settings: object) -> None:
         daily_images=1000, requests_per_minute=1000, max_jobs_in_flight=1000,
         max_wait_seconds=100_000,
     )  # fmt: skip
-    app = ASGIHandler()
+    app = make_app()  # type: ignore[operator]
     body = {"prompt": "a red circle on a gray background", "size": "64x64"}
 
     async def scenario() -> tuple[int, int, list[dict]]:
