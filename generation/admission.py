@@ -104,7 +104,7 @@ def _use_due_slot(workspace: Workspace, now: float) -> bool:
 
 def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: float) -> float:
     keys = [_room_key(lane), _slots_key(workspace)]
-    arguments = [
+    arguments: list[str | float] = [
         earliest, spacing, time.time(), settings.WAITING_ROOM_GRACE,
         settings.WAITING_ROOM_MAX_SLOTS, uuid.uuid4().hex,
     ]  # fmt: skip
@@ -132,15 +132,12 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
             )
 
     now = time.time()
-    held, next_slot, per_image, workers = (
-        _redis()
-        .pipeline(transaction=False)
-        .exists(_slots_key(workspace))
-        .get(_room_key(plan.lane))
-        .get(SECONDS_PER_IMAGE_KEY)
-        .zcount(WORKERS_KEY, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
-        .execute()
-    )
+    pipe = _redis().pipeline(transaction=False)
+    pipe.exists(_slots_key(workspace))
+    pipe.get(_room_key(plan.lane))
+    pipe.get(SECONDS_PER_IMAGE_KEY)
+    pipe.zcount(WORKERS_KEY, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
+    held, next_slot, per_image, workers = pipe.execute()
     if held and _use_due_slot(workspace, now):
         return None  # a refused request came back at its slot: it waited its turn
 
