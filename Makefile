@@ -3,7 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-front-door
+.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-queue \
+	bench-front-door
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +48,9 @@ bench-worker: $(STAMP)
 
 bench-overload: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/overload.py
+
+bench-queue: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/queue_depth.py
 
 # The front-door benchmark drives the servers with Debian's wrk.
 WRK := /usr/bin/wrk

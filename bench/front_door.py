@@ -60,6 +60,7 @@ from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
 from billing.models import Plan, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
+from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # noqa: E402
 
 WRK = "wrk"
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
@@ -206,17 +207,26 @@ def queue_fill(*, total: int, workspaces: list[Workspace]) -> None:
             INSERT INTO generation_job (id, workspace_id, kind, model, prompt, negative_prompt,
                 width, height, steps, guidance, seed, num_images, lane, status, progress,
                 attempts, worker, error_code, error_message, request_hash, created_at,
-                source_image, dispatch_weight, max_in_flight)
+                source_image, dispatch_weight, max_in_flight, finish_tag, queue_seq)
             SELECT gen_random_uuid(), (%s::uuid[])[1 + n %% %s], 'text_to_image', 'demo',
                 'queued prompt ' || n, '', 64, 64, 4, 3.0, n, 1 + n %% 3,
                 (ARRAY['free', 'standard', 'priority'])[1 + n %% 3], 'queued', 0.0, 0, '', '',
                 '', '', now() - ((%s - n) || ' milliseconds')::interval, '',
-                (ARRAY[1, 3, 8])[1 + n %% 3], (ARRAY[1, 4, 16])[1 + n %% 3]
+                (ARRAY[1, 3, 8])[1 + n %% 3], (ARRAY[1, 4, 16])[1 + n %% 3],
+                -- The fair queue's tags, as admission stamps them (generation/queue.py): the
+                -- workspace's k-th job finishes k x its images over its lane's weight.
+                (n / %s + 1)::bigint * (1 + n %% 3) * (%s / (ARRAY[1, 3, 8])[1 + n %% 3]),
+                nextval('generation_job_queue_seq')
             FROM generate_series(1, %s) AS n
             """,
-            [[str(w.pk) for w in workspaces], len(workspaces), missing, missing],
-        )
+            [
+                [str(w.pk) for w in workspaces], len(workspaces), missing,
+                len(workspaces), TAG_SCALE, missing,
+            ],
+        )  # fmt: skip
         cursor.execute("ANALYZE generation_job")
+    flows_rebuild()  # each workspace's flow (head, running, cap) from its jobs
+    queue_index_reconcile()  # the place index in Redis that admission and places read
 
 
 def claim_function() -> Callable[..., list[Job]]:

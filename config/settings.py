@@ -305,7 +305,9 @@ GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 8, minimum=1)
 GENERATION_COMPILE = env_bool("GENERATION_COMPILE", False)
 WORKER_LANES = env_list("WORKER_LANES", ["priority", "standard", "free"])
 LANE_WEIGHTS = {"priority": 8, "standard": 3, "free": 1}
-FAIR_SHARE_WINDOW = env_int("FAIR_SHARE_WINDOW", 300, minimum=1)  # seconds of history for turns
+# Fewer images per batch where the measured time per image would make one batch hold its
+# worker longer than this (0: no bound): about the longest a paid job waits behind a batch.
+GENERATION_BATCH_SECONDS = env_int("GENERATION_BATCH_SECONDS", 10, minimum=0)
 JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=5)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)

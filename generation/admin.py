@@ -22,7 +22,12 @@ class JobAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     list_filter = ["status", "lane", "kind", "error_code", "created_at"]
     search_fields = ["id", "workspace__name", "prompt"]
-    readonly_fields = ["created_at", "started_at", "finished_at", "heartbeat_at", "worker"]
+    # Status and queue fields change only through the actions (the services), which keep the
+    # fair queue's flows and place index in step with the job.
+    readonly_fields = [
+        "status", "lane", "dispatch_weight", "max_in_flight", "finish_tag", "queue_seq",
+        "created_at", "started_at", "finished_at", "heartbeat_at", "worker",
+    ]  # fmt: skip
     date_hierarchy = "created_at"
     inlines = [ImageInline]
     actions = ["cancel", "retry", "refund"]

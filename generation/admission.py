@@ -2,8 +2,9 @@
 waiting room for those told to come back, and the operators' switches.
 
 Throughput is measured by the workers: an exponentially weighted average of seconds of
-GPU time per image, and a set of live workers, both in Redis. A lane's wait is the images
-queued at or above its priority times that average, divided by the live workers.
+GPU time per image, and a set of live workers, both in Redis. A new job's wait is the images
+that the fair queue (generation/queue.py) would run before it times that average, divided by
+the live workers.
 
 Each refused request books a slot in its lane's waiting room: the Retry-After it gets is
 the slot's time, slots are spaced at the lane's service rate, and the workspace coming back
@@ -16,33 +17,38 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from dataclasses import dataclass
-from functools import cache
 
-import redis
 from django.conf import settings
-from django.db import connection
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
 from billing.switches import operator_switches
 from config.errors import DomainError
-from generation.models import Job
-from generation.selectors import QueuePlace
-from generation.services import TURNS_SQL, fair_share_since
+
+# The wait estimates and the throughput behind them live with the fair queue; these names
+# are imported from here by callers that predate it.
+from generation.queue import (  # noqa: F401
+    SECONDS_PER_IMAGE_KEY,
+    WORKERS_KEY,
+    LaneEstimate,
+    QueuePlace,
+    ahead_of_new,
+    estimated_wait,
+    images_ahead,
+    lane_wait_estimate,
+    live_workers,
+    queue_length,
+    seconds_per_image,
+    throughput_record,
+    worker_alive,
+)
+from generation.queue import redis_client as _redis
 
 LANES_AT_OR_ABOVE = {
     Lane.PRIORITY: [Lane.PRIORITY],
     Lane.STANDARD: [Lane.PRIORITY, Lane.STANDARD],
     Lane.FREE: [Lane.PRIORITY, Lane.STANDARD, Lane.FREE],
 }
-_SECONDS_PER_IMAGE = "atelier:throughput:seconds_per_image"
-_WORKERS = "atelier:throughput:workers"
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 class Overloaded(DomainError):
@@ -50,92 +56,6 @@ class Overloaded(DomainError):
 
     def __init__(self, *, retry_after: int, message: str, code: str | None = None) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
-
-
-# Throughput, measured by the workers
-
-
-def throughput_record(*, images: int, seconds: float) -> None:
-    """A worker finished `images` in `seconds` of GPU time."""
-    if images <= 0:
-        return
-    sample = seconds / images
-    client = _redis()
-    current = client.get(_SECONDS_PER_IMAGE)
-    alpha = settings.THROUGHPUT_SMOOTHING
-    value = sample if current is None else alpha * sample + (1 - alpha) * float(current)
-    client.set(_SECONDS_PER_IMAGE, value)
-
-
-def worker_alive(worker: str) -> None:
-    client = _redis()
-    now = time.time()
-    client.zadd(_WORKERS, {worker: now})
-    client.zremrangebyscore(_WORKERS, 0, now - settings.WORKER_ALIVE_TIMEOUT)
-
-
-def live_workers() -> int:
-    since = time.time() - settings.WORKER_ALIVE_TIMEOUT
-    return int(_redis().zcount(_WORKERS, since, "+inf"))
-
-
-def seconds_per_image() -> float:
-    value = _redis().get(_SECONDS_PER_IMAGE)
-    return float(value) if value is not None else settings.DEFAULT_SECONDS_PER_IMAGE
-
-
-# Wait estimates
-
-
-@dataclass(frozen=True)
-class LaneEstimate:
-    lane: str
-    queued_images: int
-    wait_seconds: float
-
-
-# Jobs and images that would run before a new job of a workspace: queued jobs whose turn
-# comes no later than the new job's (see generation.services.TURNS_SQL).
-_AHEAD_OF_NEW_SQL = f"""
-    WITH {TURNS_SQL}, mine AS (
-        SELECT (
-            COALESCE((SELECT served FROM recent WHERE workspace_id = %(workspace)s), 0)
-            + (SELECT COUNT(*) FROM queued WHERE workspace_id = %(workspace)s) + 1
-        )::float / %(weight)s AS turn
-    )
-    SELECT COUNT(*), COALESCE(SUM(num_images), 0) FROM queued, mine WHERE queued.turn <= mine.turn
-"""  # noqa: S608 (composed of constants)
-
-
-def ahead_of_new(*, lane: str, workspace: Workspace | None = None) -> tuple[int, int]:
-    """(jobs, images) that run before a new job of `workspace` (None: one with nothing
-    queued)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _AHEAD_OF_NEW_SQL,
-            {
-                "workspace": workspace.pk if workspace else None,
-                "weight": settings.LANE_WEIGHTS.get(lane, 1),
-                "since": fair_share_since(),
-            },
-        )
-        jobs, images = cursor.fetchone()
-        return int(jobs), int(images)
-
-
-def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
-    """Images that run before a new job of `workspace` (None: one with nothing queued)."""
-    return ahead_of_new(lane=lane, workspace=workspace)[1]
-
-
-def lane_wait_estimate(lane: str) -> LaneEstimate:
-    """Seconds a new workspace's job in `lane` would wait, at the live workers' rate."""
-    ahead = images_ahead(lane=lane)
-    return LaneEstimate(lane=lane, queued_images=ahead, wait_seconds=estimated_wait(ahead))
-
-
-def estimated_wait(images_ahead: int) -> float:
-    return images_ahead * seconds_per_image() / max(live_workers(), 1)
 
 
 # Admission
@@ -184,7 +104,7 @@ def _use_due_slot(workspace: Workspace, now: float) -> bool:
 
 def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: float) -> float:
     keys = [_room_key(lane), _slots_key(workspace)]
-    arguments = [
+    arguments: list[str | float] = [
         earliest, spacing, time.time(), settings.WAITING_ROOM_GRACE,
         settings.WAITING_ROOM_MAX_SLOTS, uuid.uuid4().hex,
     ]  # fmt: skip
@@ -204,7 +124,7 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
             "Please try again later.",
         )
     if plan.lane != Lane.PRIORITY and switches.max_queued_jobs is not None:
-        queued = Job.objects.filter(status=Job.Status.QUEUED).count()
+        queued = queue_length()
         if queued >= switches.max_queued_jobs:
             raise Overloaded(
                 retry_after=max(math.ceil(estimated_wait(queued)), 1),
@@ -212,21 +132,18 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
             )
 
     now = time.time()
-    held, next_slot, per_image, workers = (
-        _redis()
-        .pipeline(transaction=False)
-        .exists(_slots_key(workspace))
-        .get(_room_key(plan.lane))
-        .get(_SECONDS_PER_IMAGE)
-        .zcount(_WORKERS, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
-        .execute()
-    )
+    pipe = _redis().pipeline(transaction=False)
+    pipe.exists(_slots_key(workspace))
+    pipe.get(_room_key(plan.lane))
+    pipe.get(SECONDS_PER_IMAGE_KEY)
+    pipe.zcount(WORKERS_KEY, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
+    held, next_slot, per_image, workers = pipe.execute()
     if held and _use_due_slot(workspace, now):
         return None  # a refused request came back at its slot: it waited its turn
 
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     rate = max(int(workers), 1) / per_image
-    jobs_ahead, ahead = ahead_of_new(lane=plan.lane, workspace=workspace)
+    jobs_ahead, ahead = ahead_of_new(lane=plan.lane, workspace=workspace, images=images)
     wait = max(ahead / rate, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
         return QueuePlace(jobs_ahead + 1, ahead, ahead / rate)

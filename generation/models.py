@@ -57,6 +57,10 @@ class Job(models.Model):
     # The workspace's share of its lane at dispatch and its cap on running jobs (from the plan).
     dispatch_weight = models.PositiveIntegerField(default=1)
     max_in_flight = models.PositiveIntegerField(default=1)
+    # Its place in the fair queue, stamped at admission and never changed (generation/queue.py):
+    # the virtual finish tag, and the admission number that breaks ties between equal tags.
+    finish_tag = models.BigIntegerField(default=0)
+    queue_seq = models.BigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
@@ -85,6 +89,21 @@ class Job(models.Model):
             models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["status", "lane", "created_at"]),
             models.Index(fields=["started_at"]),
+            # The fair queue's indexes (generation/queue.py). Partial: they hold only what is
+            # queued or running, so their depth follows the queue, not the jobs ever made.
+            models.Index(
+                fields=["workspace", "finish_tag", "queue_seq"],
+                condition=Q(status="queued"),
+                name="job_queued_by_workspace",
+            ),
+            models.Index(
+                fields=["finish_tag", "queue_seq"],
+                condition=Q(status="queued"),
+                name="job_queued_in_fair_order",
+            ),
+            models.Index(
+                fields=["workspace"], condition=Q(status="running"), name="job_running_by_workspace"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -106,6 +125,49 @@ class Job(models.Model):
             self.guidance,
             self.strength,
         )
+
+
+class QueueFlow(models.Model):
+    """A workspace's flow in the fair queue (generation/queue.py): where its next job stands
+    and how many of its jobs run. Derived from its jobs, and changed in the same transaction
+    as they are; the jobs stay the truth (queue.flows_refresh derives it again)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    # The finish tag and admission number of its latest admitted job: the next one starts there.
+    last_finish = models.BigIntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
+    # Its first queued job in fair order (null: nothing queued), that job's lane and the cap
+    # on running jobs its plan gave it.
+    head_finish = models.BigIntegerField(null=True, blank=True)
+    head_seq = models.BigIntegerField(null=True, blank=True)
+    head_lane = models.CharField(max_length=16, blank=True)
+    max_in_flight = models.PositiveIntegerField(default=1)
+    running = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # The flows a worker may take from: something queued and room under the cap. A
+            # workspace at its cap leaves this index, so it never lengthens a claim's scan.
+            models.Index(
+                fields=["head_lane", "head_finish", "head_seq"],
+                condition=Q(head_finish__isnull=False, running__lt=models.F("max_in_flight")),
+                name="queueflow_eligible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue flow of {self.workspace_id}"
+
+
+class QueueClock(models.Model):
+    """The fair queue's virtual time: the largest finish tag claimed so far (one row)."""
+
+    vtime = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"virtual time {self.vtime}"
 
 
 def image_upload_to(image: Image, filename: str) -> str:

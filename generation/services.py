@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
@@ -23,6 +23,15 @@ from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_c
 from billing.selectors import QuotaStatus, plan_for
 from config.errors import DomainError
 from generation.models import Image, Job
+from generation.queue import (
+    flows_held,
+    flows_wake,
+    job_stamp,
+    queue_index_add,
+    queue_index_check,
+    queue_index_remove,
+)
+from generation.queue import job_claim_batch as job_claim_batch  # where callers found it
 from generation.tickets import ticket_send
 
 MAX_SEED = 2**32 - 1
@@ -102,12 +111,14 @@ def job_submit(
     if idempotency_key:
         try:
             with transaction.atomic():
+                job_stamp(job)
                 job.save(force_insert=True)
         except IntegrityError:
             # A concurrent request with the same key got there first.
             existing = Job.objects.get(workspace=workspace, idempotency_key=idempotency_key)
             return Submission(_replay(existing, fingerprint), created=False, quota=None)
     else:
+        job_stamp(job)  # its place in the fair queue; locks the workspace's flow until commit
         job.save(force_insert=True)
 
     window_start = plan.window_start(timezone.now())
@@ -126,6 +137,7 @@ def job_submit(
         if job.source_image and not isinstance(params.get("source_image"), str):
             job.source_image.delete(save=False)
         raise
+    queue_index_add([job])  # after the last refusal: only a failed commit leaves it behind
     _job_enqueue_ticket(job)
     quota = QuotaStatus(
         plan, reservation.limit, reservation.used, window_start, reset_at, reservation.allowance
@@ -146,11 +158,13 @@ def job_cancel(*, job: Job) -> Job:
     A worker running it sees the status at its next step and stops; if it finishes first,
     its conditional update to succeeded fails and the images are discarded.
     """
-    cancelled = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
-        status=Job.Status.CANCELLED, finished_at=timezone.now()
-    )
+    with flows_held([job.workspace_id]):
+        cancelled = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now()
+        )
     job.refresh_from_db()
     if cancelled == 1:
+        queue_index_remove([job])
         quota_release(job=job)
         transaction.on_commit(lambda: jobs_wake_waiting(workspace_ids=[job.workspace_id]))
         return job
@@ -188,108 +202,6 @@ def jobs_of_suspended_cancel(*, jobs: list[Job]) -> list[Job]:
     return [job for job in jobs if job.workspace_id not in suspended]
 
 
-# Weighted fair queuing across workspaces. A queued job's turn is its rank among its
-# workspace's queued jobs plus the jobs that workspace started in the last FAIR_SHARE_WINDOW
-# seconds, divided by its lane's weight (priority 8, standard 3, free 1, fixed at
-# submission): a paid workspace's first job goes before a free one's, yet one flooding the
-# queue gets 8 turns for each free workspace's one, so nobody starves. Shared with
-# generation.selectors (a job's place) and generation.admission (a new job's wait).
-TURNS_SQL = """
-    recent AS (
-        SELECT workspace_id,
-               COUNT(*) FILTER (WHERE status = 'running') AS running,
-               COUNT(*) FILTER (WHERE started_at >= %(since)s) AS served
-        FROM generation_job
-        WHERE status = 'running' OR started_at >= %(since)s
-        GROUP BY workspace_id
-    ), queued AS (
-        SELECT job.id, job.workspace_id, job.num_images, job.created_at,
-               job.max_in_flight - COALESCE(recent.running, 0) AS room,
-               (COALESCE(recent.served, 0) + ROW_NUMBER() OVER (
-                   PARTITION BY job.workspace_id ORDER BY job.created_at
-               ))::float / GREATEST(job.dispatch_weight, 1) AS turn
-        FROM generation_job AS job
-        LEFT JOIN recent ON recent.workspace_id = job.workspace_id
-        WHERE job.status = 'queued'
-    )
-"""
-
-# Workspaces already running their plan's cap of jobs wait.
-_FAIR_ORDER_SQL = f"""
-    WITH {TURNS_SQL}
-    SELECT queued.id, queued.workspace_id, queued.room FROM queued
-    JOIN generation_job AS job ON job.id = queued.id
-    WHERE queued.room > 0 AND job.lane = ANY(%(lanes)s)
-    ORDER BY queued.turn, queued.created_at
-    LIMIT %(limit)s
-"""  # noqa: S608 (composed of constants)
-
-
-def fair_share_since() -> datetime:
-    return timezone.now() - timedelta(seconds=settings.FAIR_SHARE_WINDOW)
-
-
-@dataclass(frozen=True)
-class QueuedJob:
-    id: Any
-    workspace_id: Any
-    room: int  # more jobs the workspace may run now, under its plan's in-flight cap
-
-
-def fair_queue(*, lanes: list[str], limit: int) -> list[QueuedJob]:
-    """Up to `limit` queued jobs of `lanes` in the order they should run."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _FAIR_ORDER_SQL, {"lanes": lanes, "limit": limit, "since": fair_share_since()}
-        )
-        return [QueuedJob(*row) for row in cursor.fetchall()]
-
-
-def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[Job]:
-    """Claim the next job by fair order and compatible ones after it, up to `max_images`.
-
-    Rows are locked with SKIP LOCKED, so workers racing for the same jobs never share one.
-    """
-    for _ in range(3):  # another worker may take the candidates between our two queries
-        order = fair_queue(lanes=lanes, limit=max(4 * max_images, 32))
-        if not order:
-            return []
-        with transaction.atomic():
-            candidates = {
-                job.pk: job
-                for job in Job.objects.select_for_update(skip_locked=True).filter(
-                    pk__in=[queued.id for queued in order], status=Job.Status.QUEUED
-                )
-            }
-            batch: list[Job] = []
-            images = 0
-            taken: dict[Any, int] = {}  # jobs per workspace in this batch
-            for queued in order:
-                job = candidates.get(queued.id)
-                if job is None or (batch and job.batch_key != batch[0].batch_key):
-                    continue
-                if batch and images + job.num_images > max_images:
-                    continue
-                if taken.get(queued.workspace_id, 0) >= queued.room:
-                    continue
-                batch.append(job)
-                images += job.num_images
-                taken[queued.workspace_id] = taken.get(queued.workspace_id, 0) + 1
-            if not batch:
-                continue
-            now = timezone.now()
-            Job.objects.filter(pk__in=[job.pk for job in batch]).update(
-                status=Job.Status.RUNNING,
-                started_at=now,
-                heartbeat_at=now,
-                worker=worker,
-                attempts=F("attempts") + 1,
-                progress=0.0,
-            )
-        return list(Job.objects.filter(pk__in=[job.pk for job in batch]).order_by("created_at"))
-    return []
-
-
 def job_ticket_again(*, job_id: Any) -> bool:
     """Send another ticket for a job that is still queued."""
     job = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).first()
@@ -303,18 +215,12 @@ def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:
 
     A job held back by its workspace's in-flight cap can see its ticket spent by a worker
     that found nothing it could take; when the workspace's running jobs finish, this
-    wakes a worker for the next one.
+    wakes a worker for the next one (the ticket names the workspace's next job in fair order).
     """
-    waiting = (
-        Job.objects.filter(workspace_id__in=workspace_ids, status=Job.Status.QUEUED)
-        .order_by("workspace_id", "created_at")
-        .distinct("workspace_id")
-    )
-    count = 0
-    for job in waiting:
-        _enqueue(job)
-        count += 1
-    return count
+    heads = flows_wake(workspace_ids)
+    for head in heads:
+        _enqueue(Job(pk=head.job_id, lane=head.lane or ""))
+    return len(heads)
 
 
 def job_progress(*, job_ids: list[Any], worker: str, progress: float) -> int:
@@ -370,7 +276,7 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
         for workspace_id in {job.workspace_id for job, _ in results}
     }
     with transaction.atomic():
-        with connection.cursor() as cursor:
+        with flows_held({job.workspace_id for job, _ in results}), connection.cursor() as cursor:
             cursor.execute(_SUCCEED_SQL, {"jobs": list(names), "worker": worker, "at": now})
             finished = {row[0] for row in cursor.fetchall()}
         Image.objects.bulk_create(
@@ -399,12 +305,13 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
 @transaction.atomic
 def job_fail(*, job: Job, worker: str, code: str, message: str) -> bool:
     """Mark a running job failed and give its images back."""
-    failed = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=worker).update(
-        status=Job.Status.FAILED,
-        finished_at=timezone.now(),
-        error_code=code,
-        error_message=message[:2000],
-    )
+    with flows_held([job.workspace_id]):
+        failed = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=worker).update(
+            status=Job.Status.FAILED,
+            finished_at=timezone.now(),
+            error_code=code,
+            error_message=message[:2000],
+        )
     if failed == 1:
         quota_release(job=job)
     return failed == 1
@@ -427,7 +334,8 @@ def jobs_sweep(*, at: datetime | None = None) -> SweepResult:
     stale_before = at - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     requeued = failed = 0
     stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    for job in stale.only("pk", "attempts", "worker", "lane"):
+    fields = ("pk", "workspace", "attempts", "worker", "lane", "finish_tag", "queue_seq")
+    for job in stale.only(*fields, "num_images"):
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
             failed += job_fail(
                 job=job,
@@ -440,28 +348,36 @@ def jobs_sweep(*, at: datetime | None = None) -> SweepResult:
     deadline = at - timedelta(seconds=settings.JOB_DEADLINE)
     for job in Job.objects.filter(status__in=Job.ACTIVE_STATUSES, created_at__lt=deadline):
         failed += _job_expire(job=job)
+    queue_index_check()
     return SweepResult(requeued=requeued, failed=failed)
 
 
 @transaction.atomic
 def _job_requeue(*, job: Job) -> bool:
-    requeued = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker).update(
-        status=Job.Status.QUEUED, worker="", started_at=None, heartbeat_at=None, progress=0.0
-    )
+    # Its tags stay as they were stamped, so it goes back to the front of the queue.
+    with flows_held([job.workspace_id]):
+        requeued = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, worker=job.worker
+        ).update(
+            status=Job.Status.QUEUED, worker="", started_at=None, heartbeat_at=None, progress=0.0
+        )
     if requeued:
+        queue_index_add([job])
         _job_enqueue_ticket(job)
     return requeued == 1
 
 
 @transaction.atomic
 def _job_expire(*, job: Job) -> bool:
-    expired = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
-        status=Job.Status.FAILED,
-        finished_at=timezone.now(),
-        error_code="deadline_exceeded",
-        error_message="The job did not finish in time; its images were given back.",
-    )
+    with flows_held([job.workspace_id]):
+        expired = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
+            status=Job.Status.FAILED,
+            finished_at=timezone.now(),
+            error_code="deadline_exceeded",
+            error_message="The job did not finish in time; its images were given back.",
+        )
     if expired:
+        queue_index_remove([job])
         quota_release(job=job)
     return expired == 1
 

@@ -24,12 +24,11 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from PIL import Image as PILImage
 
-from generation.admission import throughput_record
 from generation.images import encode_png
 from generation.models import Job
+from generation.queue import batch_image_limit, job_claim_batch, throughput_record
 from generation.services import (
     GeneratedImage,
-    job_claim_batch,
     job_fail,
     job_heartbeat,
     job_progress,
@@ -72,7 +71,11 @@ def ticket_run(job_id: str) -> None:
     deadline = time.monotonic() + DRAIN_SECONDS
     # Until nothing is left that it may take (held-back jobs are woken when others end).
     while claimed := job_claim_batch(
-        worker=worker, lanes=settings.WORKER_LANES, max_images=settings.GENERATION_BATCH_SIZE
+        worker=worker,
+        lanes=settings.WORKER_LANES,
+        max_images=batch_image_limit(
+            settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
+        ),
     ):
         ran.update(str(job.pk) for job in claimed)
         if jobs := jobs_of_suspended_cancel(jobs=claimed):

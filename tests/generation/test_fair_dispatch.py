@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from billing.selectors import plan_for
 from generation.models import Job
-from generation.services import job_claim_batch
+from generation.queue import job_stamp, queue_index_add
+from generation.services import job_claim_batch, job_complete
 from tests.conftest import Person, make_person
 
 pytestmark = pytest.mark.django_db
@@ -17,24 +18,28 @@ LANES = ["priority", "standard", "free"]
 
 
 def queue_jobs(person: Person, count: int, *, age: float = 0) -> list[Job]:
-    """Queue jobs as job_submit does, without the HTTP round trips."""
+    """Queue jobs as job_submit does (stamped by the fair queue), without the HTTP round trips."""
     plan = plan_for(person.workspace)
     created = timezone.now() - timedelta(seconds=age)
-    return Job.objects.bulk_create(
-        Job(
+    jobs = []
+    for n in range(count):
+        job = Job(
             workspace=person.workspace, model="demo", prompt=f"job {n}", width=64, height=64,
             steps=4, guidance=3.0, seed=n, lane=plan.lane,
             dispatch_weight=settings.LANE_WEIGHTS[plan.lane], max_in_flight=plan.max_jobs_in_flight,
             created_at=created + timedelta(microseconds=n),
-        )
-        for n in range(count)
-    )  # fmt: skip
+        )  # fmt: skip
+        job_stamp(job)
+        job.save(force_insert=True)
+        jobs.append(job)
+    queue_index_add(jobs)
+    return jobs
 
 
 def run_next() -> Job:
     """Claim the next job and finish it at once, as a worker would."""
     [job] = job_claim_batch(worker="w", lanes=LANES, max_images=1)
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    assert job_complete(job=job, worker="w", images=[])
     return job
 
 
