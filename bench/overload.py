@@ -50,8 +50,8 @@ from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import ROOT, gunicorn  # noqa: E402
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription  # noqa: E402
-from generation.admission import live_workers  # noqa: E402
 from generation.models import Job  # noqa: E402
+from generation.queue import live_workers  # noqa: E402
 
 SECONDS_PER_IMAGE = 1.0
 WORKERS = 3  # one dedicated to the priority lane, two shared

@@ -10,6 +10,9 @@ one stored is ignored, and an ended subscription is never revived by another eve
 Stripe delivers anything but a 2xx again, for days. So an event that can never be
 processed is recorded as failed and acknowledged, and only a failure that may pass later
 (Stripe or the database out of reach, an unmapped price, a bug) is answered with a 5xx.
+
+A little over 300 lines: verification, storage, claiming and dispatch are one path an event
+takes, read top to bottom.
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ So one event loop per process (uvicorn) routes by view:
 
 Overload is answered, never dropped: past `max_queued` synchronous requests waiting for a
 thread (or `max_waiting` async ones), a request is answered at once with 503 `overloaded`,
-`Retry-After` and the API's error shape, before Django or the database see it.
+`Retry-After` and the API's error shape, before Django or the database see it. Bodies are
+bounded the same way (413 before anything reads them).
+
+Over 300 lines: it is a small ASGI server core (routing, the WSGI bridge, shedding, bounded
+bodies) whose parts share the loop's single-threaded bookkeeping.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Settings for every environment, read from the environment (see the README's table)."""
+"""Settings for every environment, read from the environment (see the README's table).
+
+One settings module (STYLE.md), so it is long: every setting is a variable with a default."""
 
 from __future__ import annotations
 

@@ -21,11 +21,11 @@ from billing.switches import operator_switches
 from config.errors import DomainError
 from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_response
 from config.serializers import StrictSerializer
+from generation.admission import Admission, job_request_admit
 from generation.model_info import model_info
 from generation.models import Image, Job
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel
-from generation.submission import Admission, job_request_admit
 from generation.uploads import fit_size, png_file, upload_decode
 
 
@@ -179,7 +179,7 @@ class JobPagination(CursorPagination):
 
 
 class GenerationSubmitMixin(WorkspaceLimitsMixin):
-    """Hands a validated request to the one admission service (generation/submission.py)."""
+    """Hands a validated request to the one admission service (generation/admission.py)."""
 
     def admit(self, request: Request, params: dict[str, Any]) -> Admission:
         self.admission = job_request_admit(

@@ -9,6 +9,9 @@ combinations it memorises colour pairs and draws held-out colours wrong), then t
 and the UNet together on the training combinations, with 10% of prompts dropped for
 classifier-free guidance, min-SNR loss weighting and EMA weights. The result is written with
 save_pretrained like any other diffusers model.
+
+Over 300 lines: the three stages share the data, the schedule and the scorer's checks; only
+`manage.py train_demo_model` runs it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The OpenAI-compatible images API: /v1/images/generations, /v1/images/edits and /v1/models.
 
 Tools written for OpenAI's images API work against Atelier by changing the base URL and the
-key. A request is admitted by the one admission service (generation/submission.py: rate
+key. A request is admitted by the one admission service (generation/admission.py: rate
 limit, plan limits, policy, overload, quota), so both APIs refuse and charge alike; then the
 view waits for the job on the event loop (generation/waiting.py) and answers in OpenAI's
 shape. Errors are the shared {"error": {...}} shape, which is OpenAI's, with OpenAI's
 parameter names and status codes.
+
+Over 300 lines: one surface (generations, edits, signed image URLs, models), with each
+view's serializers beside it as in the native API.
 """
 
 from __future__ import annotations

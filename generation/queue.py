@@ -1,5 +1,8 @@
 """The fair queue: the order queued jobs run in, where a job stands, how long a new one waits.
 
+Over 300 lines: the invariants below hold across stamping, flows, claims, places and their
+repair, so those live in one module, read beside the invariants they keep.
+
 Self-clocked fair queuing across workspaces (Golestani, 1994); each workspace is a *flow*.
 
 Tags. When a job is admitted it is stamped, once, with a virtual finish tag

@@ -1,4 +1,11 @@
-"""Writes for jobs: submission, cancellation, and the worker's claim / complete / fail."""
+"""Job state changes: submission, cancellation, progress, completion, failure, retry.
+
+The fair queue's claim is generation/queue.py; the sweeper and retention are
+generation/maintenance.py; the worker's loop around them is generation/worker.py.
+
+Over 300 lines: every transition here keeps the queue's flows, its place index and the quota
+in step with the job in one transaction, and they are kept together so that they read alike.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,13 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, User, Workspace
@@ -28,10 +34,8 @@ from generation.queue import (
     flows_wake,
     job_stamp,
     queue_index_add,
-    queue_index_check,
     queue_index_remove,
 )
-from generation.queue import job_claim_batch as job_claim_batch  # where callers found it
 from generation.tickets import ticket_send
 
 MAX_SEED = 2**32 - 1
@@ -138,7 +142,7 @@ def job_submit(
             job.source_image.delete(save=False)
         raise
     queue_index_add([job])  # after the last refusal: only a failed commit leaves it behind
-    _job_enqueue_ticket(job)
+    job_enqueue_ticket(job)
     quota = QuotaStatus(
         plan, reservation.limit, reservation.used, window_start, reset_at, reservation.allowance
     )
@@ -317,104 +321,8 @@ def job_fail(*, job: Job, worker: str, code: str, message: str) -> bool:
     return failed == 1
 
 
-def _job_enqueue_ticket(job: Job) -> None:
+def job_enqueue_ticket(job: Job) -> None:
     transaction.on_commit(lambda: _enqueue(job))
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    requeued: int
-    failed: int
-
-
-def jobs_sweep(*, at: datetime | None = None) -> SweepResult:
-    """Requeue jobs whose worker stopped heartbeating; fail (and refund) jobs retried too
-    often or past their deadline. Run by Celery beat."""
-    at = at or timezone.now()
-    stale_before = at - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
-    requeued = failed = 0
-    stale = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before)
-    fields = ("pk", "workspace", "attempts", "worker", "lane", "finish_tag", "queue_seq")
-    for job in stale.only(*fields, "num_images"):
-        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            failed += job_fail(
-                job=job,
-                worker=job.worker,
-                code="worker_lost",
-                message=f"The worker running this job stopped {job.attempts} times; giving up.",
-            )
-        elif _job_requeue(job=job):
-            requeued += 1
-    deadline = at - timedelta(seconds=settings.JOB_DEADLINE)
-    for job in Job.objects.filter(status__in=Job.ACTIVE_STATUSES, created_at__lt=deadline):
-        failed += _job_expire(job=job)
-    queue_index_check()
-    return SweepResult(requeued=requeued, failed=failed)
-
-
-@transaction.atomic
-def _job_requeue(*, job: Job) -> bool:
-    # Its tags stay as they were stamped, so it goes back to the front of the queue.
-    with flows_held([job.workspace_id]):
-        requeued = Job.objects.filter(
-            pk=job.pk, status=Job.Status.RUNNING, worker=job.worker
-        ).update(
-            status=Job.Status.QUEUED, worker="", started_at=None, heartbeat_at=None, progress=0.0
-        )
-    if requeued:
-        queue_index_add([job])
-        _job_enqueue_ticket(job)
-    return requeued == 1
-
-
-@transaction.atomic
-def _job_expire(*, job: Job) -> bool:
-    with flows_held([job.workspace_id]):
-        expired = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE_STATUSES).update(
-            status=Job.Status.FAILED,
-            finished_at=timezone.now(),
-            error_code="deadline_exceeded",
-            error_message="The job did not finish in time; its images were given back.",
-        )
-    if expired:
-        queue_index_remove([job])
-        quota_release(job=job)
-    return expired == 1
-
-
-def images_expire(*, at: datetime | None = None, chunk: int = 500) -> int:
-    """Delete images (file and row) past the retention their plan gave them when made, and
-    the uploaded photo of an edit once none of its images is left."""
-    expired = Image.objects.filter(expires_at__lt=at or timezone.now())
-    deleted = 0
-    while batch := list(expired.values_list("pk", "file", "job_id")[:chunk]):
-        for _, name, _ in batch:
-            default_storage.delete(name)
-        deleted += Image.objects.filter(pk__in=[pk for pk, _, _ in batch]).delete()[0]
-        emptied = Job.objects.filter(pk__in={job_id for _, _, job_id in batch}, images=None)
-        _source_photos_delete(emptied)
-    return deleted
-
-
-def source_photos_expire(*, at: datetime | None = None) -> int:
-    """Delete the uploaded photos of edits that made no image (failed or cancelled) once
-    SOURCE_PHOTO_RETENTION_DAYS have passed (an operator may retry them until then)."""
-    before = (at or timezone.now()) - timedelta(days=settings.SOURCE_PHOTO_RETENTION_DAYS)
-    unused = Job.objects.filter(
-        status__in=(Job.Status.FAILED, Job.Status.CANCELLED),
-        created_at__lt=before,
-        source_image__gt="",
-    )
-    return _source_photos_delete(unused)
-
-
-def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
-    deleted = 0
-    while batch := list(jobs.exclude(source_image="").values_list("pk", "source_image")[:chunk]):
-        for _, name in batch:
-            default_storage.delete(name)
-        deleted += Job.objects.filter(pk__in=[pk for pk, _ in batch]).update(source_image="")
-    return deleted
 
 
 def image_delete(*, image: Image) -> None:

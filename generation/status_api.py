@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from billing.models import Lane
 from billing.switches import operator_switches
 from config.openapi import error_response
-from generation.admission import LaneEstimate, lane_wait_estimate, live_workers
+from generation.queue import LaneEstimate, lane_wait_estimate, live_workers
 
 STATUS_CACHE_KEY = "status:v1"
 

@@ -13,8 +13,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from generation.maintenance import images_expire, jobs_sweep, source_photos_expire
 from generation.queue import worker_alive
-from generation.services import images_expire, jobs_sweep, source_photos_expire
 from generation.tickets import tickets_resend
 from generation.worker import pipeline_module, ticket_run, worker_id
 

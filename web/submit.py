@@ -20,9 +20,9 @@ from billing.quotas import QuotaExceeded
 from config.api_errors import flatten_validation
 from config.durations import wait_text
 from config.errors import DomainError
+from generation.admission import job_request_admit
 from generation.api import GenerationInput
 from generation.models import Job
-from generation.submission import job_request_admit
 
 # Refusals that a larger plan would have avoided: the page links to the billing page.
 UPGRADE_HELPS = ("quota_exceeded", "teams_need_paid_plan")

@@ -5,7 +5,8 @@ import pytest
 from billing.models import QuotaCounter, QuotaLedgerEntry
 from billing.quotas import quota_capture, quota_release
 from generation.models import Job
-from generation.services import GeneratedImage, job_claim_batch, job_complete, job_fail
+from generation.queue import job_claim_batch
+from generation.services import GeneratedImage, job_complete, job_fail
 from tests.conftest import Person, small_job
 
 pytestmark = pytest.mark.django_db

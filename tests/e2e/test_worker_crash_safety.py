@@ -13,8 +13,8 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from billing.models import QuotaCounter, QuotaLedgerEntry
+from generation.maintenance import jobs_sweep
 from generation.models import Job
-from generation.services import jobs_sweep
 from tests.conftest import Person, make_person
 from tests.e2e.conftest import PRIORITY_LANE, start_worker
 

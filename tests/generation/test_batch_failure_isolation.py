@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 from billing.models import QuotaCounter
 from generation import pipeline, worker
 from generation.models import Job
-from generation.services import job_claim_batch
+from generation.queue import job_claim_batch
 from tests.conftest import make_person, small_job
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from billing.selectors import plan_for
 from generation.models import Job
-from generation.queue import job_stamp, queue_index_add
-from generation.services import job_claim_batch, job_complete
+from generation.queue import job_claim_batch, job_stamp, queue_index_add
+from generation.services import job_complete
 from tests.conftest import Person, make_person
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +78,7 @@ def test_paid_jobs_go_first_but_a_paid_flood_does_not_starve_the_free_tier(alice
 
 
 def test_a_new_free_workspace_waits_behind_at_most_a_flood_s_share() -> None:
-    from generation.admission import images_ahead
+    from generation.queue import images_ahead
 
     pat = make_person("pat@example.com", plan="pro")
     queue_jobs(pat, 100)

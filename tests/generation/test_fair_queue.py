@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from generation import queue, services
+from generation.maintenance import jobs_sweep
 from generation.models import Job, QueueFlow
 from generation.queue import (
     ahead_of_new,
@@ -23,7 +24,7 @@ from generation.queue import (
     queue_index_reconcile,
     queue_length,
 )
-from generation.services import job_cancel, job_complete, job_fail, jobs_sweep
+from generation.services import job_cancel, job_complete, job_fail
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from django.test import Client
 
 from billing.models import QuotaCounter
 from billing.switches import operator_switches_update
-from generation.admission import throughput_record
 from generation.models import Job
+from generation.queue import throughput_record
 from tests.conftest import Person, make_person, small_job
 
 pytestmark = pytest.mark.django_db

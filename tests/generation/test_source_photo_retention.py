@@ -11,15 +11,10 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from billing.models import Plan
+from generation.maintenance import images_expire, source_photos_expire
 from generation.models import Job
-from generation.services import (
-    GeneratedImage,
-    images_expire,
-    job_claim_batch,
-    job_complete,
-    job_fail,
-    source_photos_expire,
-)
+from generation.queue import job_claim_batch
+from generation.services import GeneratedImage, job_complete, job_fail
 from tests.conftest import Person, small_job
 
 pytestmark = pytest.mark.django_db

@@ -11,14 +11,10 @@ from PIL import Image as PILImage
 
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription
 from generation import pipeline, worker
+from generation.maintenance import images_expire, jobs_sweep
 from generation.models import Image, Job
-from generation.services import (
-    GeneratedImage,
-    images_expire,
-    job_claim_batch,
-    job_complete,
-    jobs_sweep,
-)
+from generation.queue import job_claim_batch
+from generation.services import GeneratedImage, job_complete
 from tests.conftest import Person, make_person, small_job
 
 pytestmark = pytest.mark.django_db

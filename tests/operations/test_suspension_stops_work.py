@@ -12,7 +12,8 @@ from accounts.services import workspace_suspend
 from billing.models import QuotaCounter, QuotaLedgerEntry
 from generation import pipeline, worker
 from generation.models import Image, Job
-from generation.services import job_claim_batch, job_progress
+from generation.queue import job_claim_batch
+from generation.services import job_progress
 from operations.models import AuditEntry
 from operations.services import operator_workspace_suspend, operator_workspace_unsuspend
 from tests.conftest import Person, make_person, small_job
