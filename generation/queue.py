@@ -63,6 +63,7 @@ Invariants.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -79,6 +80,8 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from generation.models import Job
+
+logger = logging.getLogger(__name__)
 
 TAG_SCALE = 720_720  # lcm(1..16): images x TAG_SCALE / weight is whole for weights up to 16
 JOBS_KEY = "atelier:queue:jobs"
@@ -164,7 +167,7 @@ def queue_index_add(jobs: Iterable[Job]) -> None:
         pipe.zadd(JOBS_KEY, {index_member(job.queue_seq): job.finish_tag})
         members = _image_members(job.queue_seq, job.num_images)
         pipe.zadd(IMAGES_KEY, dict.fromkeys(members, job.finish_tag))
-    pipe.execute()
+    _index_write(pipe)
 
 
 def queue_index_remove(jobs: Iterable[Job]) -> None:
@@ -173,7 +176,17 @@ def queue_index_remove(jobs: Iterable[Job]) -> None:
     for job in jobs:
         pipe.zrem(JOBS_KEY, index_member(job.queue_seq))
         pipe.zrem(IMAGES_KEY, *_image_members(job.queue_seq, job.num_images))
-    pipe.execute()
+    _index_write(pipe)
+
+
+def _index_write(pipe: redis.client.Pipeline) -> None:
+    # The index is derived from the database: a write lost while Redis is away must not fail
+    # a job's state change (a worker settling a batch). Places read puts back a missing
+    # entry, and the sweeper rebuilds the index when its size drifts from the database's.
+    try:
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("Place index not updated (Redis unreachable); the sweeper repairs it")
 
 
 def queue_length() -> int:

@@ -23,6 +23,7 @@ from types import ModuleType
 from django.conf import settings
 from django.db import close_old_connections, connection
 from PIL import Image as PILImage
+from redis import RedisError
 
 from generation.images import encode_png
 from generation.models import Job
@@ -174,7 +175,10 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
         return
     rendered_at = time.monotonic()
     images = sum(len(images) for images in rendered)
-    throughput_record(images=images, seconds=rendered_at - started)
+    try:
+        throughput_record(images=images, seconds=rendered_at - started)
+    except RedisError:  # the estimate misses one sample; the images must still be settled
+        logger.warning("Throughput not recorded: Redis unreachable")
     jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
     logger.info(
         "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
