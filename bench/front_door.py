@@ -226,6 +226,8 @@ def queue_fill(*, total: int, workspaces: list[Workspace]) -> None:
         )  # fmt: skip
         cursor.execute("ANALYZE generation_job")
     flows_rebuild()  # each workspace's flow (head, running, cap) from its jobs
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE generation_queueflow")  # as autovacuum would after the load
     queue_index_reconcile()  # the place index in Redis that admission and places read
 
 
