@@ -72,11 +72,11 @@ def add_history(workspace: Workspace, jobs: int) -> None:
             INSERT INTO generation_job (id, workspace_id, kind, model, prompt, negative_prompt,
                 width, height, steps, guidance, seed, num_images, lane, status, progress,
                 attempts, worker, error_code, error_message, request_hash, created_at,
-                finished_at, source_image, dispatch_weight, max_in_flight)
+                finished_at, source_image, dispatch_weight, max_in_flight, finish_tag, queue_seq)
             SELECT gen_random_uuid(), %s, 'text_to_image', 'demo', 'old prompt ' || n, '',
                 64, 64, 4, 3.0, n, 1, 'standard', 'succeeded', 1.0, 1, 'bench', '', '', '',
                 now() - (n || ' seconds')::interval, now() - (n || ' seconds')::interval, '',
-                1, 1
+                1, 1, 0, 0
             FROM generate_series(1, %s) AS n
             """,
             [workspace.pk, jobs],
