@@ -12,13 +12,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
-from kombu.exceptions import OperationalError as BrokerError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from config.errors import DomainError, ServiceUnavailable
+from config.errors import DomainError
+from config.overload import unavailable_error
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +62,6 @@ STATUS_BY_CODE = {
     "free_tier_paused": 503,
     "service_unavailable": 503,
 }
-
-
-# Redis (broker, rate-limit cache) out of reach: a 503 that says when to come back.
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, BrokerError)
-
-
-def unavailable_error() -> ServiceUnavailable:
-    return ServiceUnavailable(
-        "Atelier is briefly unable to take requests. Nothing was charged; please try again "
-        "in a few seconds.",
-        retry_after=5,
-    )
 
 
 def http_status(error: DomainError) -> int:
@@ -140,9 +126,7 @@ def flatten_validation(detail: Any, prefix: str = "") -> list[tuple[str | None, 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, UNAVAILABLE_ERRORS):
-        logger.error("Redis unreachable: %s", exc)
-        exc = unavailable_error()
+    exc = unavailable_error(exc) or exc  # a busy database, Redis away: 503, not 500
     if isinstance(exc, DomainError):
         return Response(domain_error_body(exc), status=http_status(exc), headers=http_headers(exc))
     if isinstance(exc, Ratelimited):

@@ -1,26 +1,34 @@
-"""A database that cannot take one more request is overload: 503 with Retry-After, never 500.
+"""What a request cannot get now because a part the platform depends on is busy or away:
+answered 503 with Retry-After, never a 500.
 
-The web process borrows connections from a bounded pool (settings.DB_POOL_MAX_SIZE). When none
-frees up within DB_POOL_TIMEOUT, when PostgreSQL itself refuses a new client, or when a
-statement outlives DB_STATEMENT_TIMEOUT, the request is answered like any other overload:
-503 `overloaded` in the API's error shape, with `Retry-After`, so that clients come back
-later instead of seeing a server error.
+- A busy database: no pooled connection within DB_POOL_TIMEOUT, PostgreSQL refusing a new
+  client, or a statement past DB_STATEMENT_TIMEOUT. That is overload: 503 `overloaded`.
+- Redis out of reach (the broker, the cache behind rate limits): 503
+  `service_unavailable`. Nothing was charged: admission reads Redis (the rate limit) before
+  it writes anything, and a ticket that cannot be sent after the job was kept is logged and
+  sent again by the sweeper.
+
+`unavailable_error` turns such an exception into a domain error; the API's exception handler
+(config/api_errors.py) and, for views outside DRF, config/unavailable.py answer it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
 from django.db import Error as DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.deprecation import MiddlewareMixin
+from kombu.exceptions import OperationalError as BrokerError
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
-from rest_framework.response import Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from config import api_errors
+from config.errors import DomainError, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER = 2  # seconds
+REDIS_RETRY_AFTER = 5
 
 # PostgreSQL's answers that mean "busy", not "broken": no room for a new client, or a
 # statement cancelled by the web processes' statement_timeout (DB_STATEMENT_TIMEOUT).
@@ -30,6 +38,7 @@ _BUSY = (
     pg_errors.InsufficientResources,
     pg_errors.QueryCanceled,
 )
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, BrokerError)
 
 
 def database_unavailable(exc: BaseException | None) -> bool:
@@ -46,30 +55,19 @@ def database_unavailable(exc: BaseException | None) -> bool:
     return False
 
 
-def _body() -> dict[str, Any]:
-    return api_errors.error_body(
-        code="overloaded",
-        message="The service is busy. Please retry in a few seconds.",
-        status_code=503,
-    )
-
-
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """DRF's exception handler: the API's own, after answering a busy database with 503."""
+def unavailable_error(exc: BaseException) -> DomainError | None:
+    """The 503 for an exception that says a dependency is busy or away; None otherwise."""
     if isinstance(exc, DatabaseError) and database_unavailable(exc):
-        return Response(_body(), status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
-    return api_errors.api_exception_handler(exc, context)
-
-
-class DatabaseOverloadMiddleware(MiddlewareMixin):
-    """The same answer for views outside DRF (pages, the OpenAI-compatible waiting views)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not (isinstance(exception, DatabaseError) and database_unavailable(exception)):
-            return None
-        response = JsonResponse(_body(), status=503)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
-        return response
+        return DomainError(
+            "The service is busy. Please retry in a few seconds.",
+            code="overloaded",
+            retry_after=DATABASE_RETRY_AFTER,
+        )
+    if isinstance(exc, REDIS_ERRORS):
+        logger.error("Redis unreachable: %s", exc)
+        return ServiceUnavailable(
+            "Atelier is briefly unable to take requests. Nothing was charged; please try "
+            "again in a few seconds.",
+            retry_after=REDIS_RETRY_AFTER,
+        )
+    return None

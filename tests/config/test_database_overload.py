@@ -9,7 +9,8 @@ from django.db import OperationalError, connection, transaction
 from django.test import RequestFactory
 from psycopg_pool import PoolTimeout
 
-from config.overload import DatabaseOverloadMiddleware, database_unavailable
+from config.overload import database_unavailable
+from config.unavailable import ServiceUnavailableMiddleware
 from tests.conftest import Person
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def test_an_api_request_the_database_cannot_serve_is_answered_503_overloaded(
 
 
 def test_views_outside_the_api_framework_get_the_same_answer() -> None:
-    middleware = DatabaseOverloadMiddleware(lambda request: None)
+    middleware = ServiceUnavailableMiddleware(lambda request: None)
     request = RequestFactory().get("/v1/images/generations")
     response = middleware.process_exception(request, cancelled_statement())
     assert response is not None and response.status_code == 503
@@ -70,5 +71,5 @@ def test_other_database_errors_are_not_mistaken_for_overload() -> None:
         assert not database_unavailable(exc)
     else:
         raise AssertionError("the query should have failed")
-    middleware = DatabaseOverloadMiddleware(lambda request: None)
+    middleware = ServiceUnavailableMiddleware(lambda request: None)
     assert middleware.process_exception(RequestFactory().get("/"), ValueError("no")) is None
