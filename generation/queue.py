@@ -65,12 +65,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import redis
@@ -92,9 +92,22 @@ _CHECKED_KEY = "atelier:queue:index-checked"
 _CHECK_INTERVAL = 60  # seconds between the sweeper's checks of the place index
 
 
-@cache
+_client: redis.Redis | None = None
+_client_lock = threading.Lock()
+
+
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    """The process's one client, shared by its threads (redis-py's pool is thread-safe).
+
+    Made under a lock: a second client made by a racing thread would be dropped, and
+    redis-py closes a dropped client's pool, with the connection another thread is using.
+    """
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = redis.Redis.from_url(settings.REDIS_URL)
+    return _client
 
 
 def tag_cost(*, images: int, weight: int) -> int:
