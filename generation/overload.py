@@ -1,10 +1,13 @@
 """Overload control: wait estimates per lane, shedding with an honest Retry-After, a
 waiting room for those told to come back, and the operators' switches.
 
-Throughput is measured by the workers: an exponentially weighted average of seconds of
-GPU time per image, and a set of live workers, both in Redis. A new job's wait is the images
-that the fair queue (generation/queue.py) would run before it times that average, divided by
-the live workers.
+Throughput is measured by the workers: exponentially weighted averages of seconds of GPU
+time per image and per batch, and the live workers of each lane, in Redis. A new job's wait
+is the later of two: the images that the fair queue (generation/queue.py) would run before
+it, at the rate of the live workers that serve its lane (a worker kept for the priority
+lane makes no free images); and its workspace's own queued jobs, which the plan's in-flight
+cap runs a few at a time, about a batch each (a free workspace's fifth queued job waits for
+four batches, however many workers there are).
 
 Each refused request books a slot in its lane's waiting room: the Retry-After it gets is
 the slot's time, slots are spaced at the lane's service rate, and the workspace coming back
@@ -25,11 +28,13 @@ from billing.models import Lane, Plan
 from billing.switches import operator_switches
 from config.errors import DomainError
 from generation.queue import (
+    SECONDS_PER_BATCH_KEY,
     SECONDS_PER_IMAGE_KEY,
-    WORKERS_KEY,
     QueuePlace,
-    ahead_of_new,
+    capped_wait,
     estimated_wait,
+    lane_workers_key,
+    new_job_ahead,
     queue_length,
 )
 from generation.queue import redis_client as _redis
@@ -126,17 +131,29 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
     pipe.exists(_slots_key(workspace))
     pipe.get(_room_key(plan.lane))
     pipe.get(SECONDS_PER_IMAGE_KEY)
-    pipe.zcount(WORKERS_KEY, now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
-    held, next_slot, per_image, workers = pipe.execute()
+    pipe.zcount(lane_workers_key(plan.lane), now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
+    pipe.get(SECONDS_PER_BATCH_KEY)
+    held, next_slot, per_image, workers, per_batch = pipe.execute()
     if held and _use_due_slot(workspace, now):
         return None  # a refused request came back at its slot: it waited its turn
 
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
-    rate = max(int(workers), 1) / per_image
-    jobs_ahead, ahead = ahead_of_new(lane=plan.lane, workspace=workspace, images=images)
-    wait = max(ahead / rate, float(next_slot or 0) - now)
+    workers = max(int(workers), 1)  # those serving the lane: a priority-only one does not
+    rate = workers / per_image
+    ahead = new_job_ahead(lane=plan.lane, workspace=workspace, images=images)
+    # The later of: the images the fair queue runs first at the lane's rate, and the
+    # workspace's own queued jobs, which its plan's cap runs a few at a time.
+    expected = max(
+        ahead.images / rate,
+        capped_wait(
+            own_images=ahead.own_images, images=images, cap=plan.max_jobs_in_flight,
+            workers=workers, per_image=per_image,
+            per_batch=float(per_batch) if per_batch is not None else None,
+        ),
+    )  # fmt: skip
+    wait = max(expected, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
-        return QueuePlace(jobs_ahead + 1, ahead, ahead / rate)
+        return QueuePlace(ahead.jobs + 1, ahead.images, expected)
     spacing = images / rate
     slot = _book_slot(
         workspace=workspace,

@@ -87,7 +87,8 @@ TAG_SCALE = 720_720  # lcm(1..16): images x TAG_SCALE / weight is whole for weig
 JOBS_KEY = "atelier:queue:jobs"
 IMAGES_KEY = "atelier:queue:images"
 SECONDS_PER_IMAGE_KEY = "atelier:throughput:seconds_per_image"
-WORKERS_KEY = "atelier:throughput:workers"
+SECONDS_PER_BATCH_KEY = "atelier:throughput:seconds_per_batch"
+WORKERS_KEY = "atelier:throughput:workers"  # live workers, scored by their last report
 _CHECKED_KEY = "atelier:queue:index-checked"
 _CHECK_INTERVAL = 60  # seconds between the sweeper's checks of the place index
 
@@ -108,6 +109,11 @@ def redis_client() -> redis.Redis:
             if _client is None:
                 _client = redis.Redis.from_url(settings.REDIS_URL)
     return _client
+
+
+def lane_workers_key(lane: str) -> str:
+    """The live workers that serve `lane` (a worker serving several is in each)."""
+    return f"{WORKERS_KEY}:{lane}"
 
 
 def tag_cost(*, images: int, weight: int) -> int:
@@ -526,11 +532,12 @@ class LaneEstimate:
     wait_seconds: float
 
 
-def _with_rate_reads(pipe: redis.client.Pipeline) -> redis.client.Pipeline:
-    """Add the reads `_rate` needs (seconds per image, live workers) to a pipeline."""
+def _with_rate_reads(pipe: redis.client.Pipeline, lane: str | None = None) -> redis.client.Pipeline:
+    """Add the reads `_rate` needs (seconds per image, live workers, those serving `lane`
+    when given) to a pipeline."""
     since = time.time() - settings.WORKER_ALIVE_TIMEOUT
     pipe.get(SECONDS_PER_IMAGE_KEY)
-    pipe.zcount(WORKERS_KEY, since, "+inf")
+    pipe.zcount(lane_workers_key(lane) if lane else WORKERS_KEY, since, "+inf")
     return pipe
 
 
@@ -544,12 +551,12 @@ def job_queue_place(job: Job) -> QueuePlace | None:
     """Where a queued job stands, and roughly when it starts. None once it is not queued."""
     row = (
         Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED)
-        .values_list("finish_tag", "queue_seq", "num_images")
+        .values_list("finish_tag", "queue_seq", "num_images", "lane")
         .first()
     )
     if row is None:
         return None
-    finish, seq, images = row
+    finish, seq, images, lane = row
     member = index_member(seq)
     pipe = redis_client().pipeline(transaction=False)
     # Put back an entry a failed commit elsewhere (or a lost Redis) left out: a no-op else.
@@ -557,7 +564,7 @@ def job_queue_place(job: Job) -> QueuePlace | None:
     pipe.zadd(IMAGES_KEY, dict.fromkeys(_image_members(seq, images), finish), nx=True)
     pipe.zrank(JOBS_KEY, member)
     pipe.zrank(IMAGES_KEY, f"{member}:0")
-    *_, jobs_ahead, images_ahead, per_image, workers = _with_rate_reads(pipe).execute()
+    *_, jobs_ahead, images_ahead, per_image, workers = _with_rate_reads(pipe, lane).execute()
     wait = images_ahead / _rate(per_image, workers)
     return QueuePlace(jobs_ahead + 1, images_ahead, wait)
 
@@ -569,28 +576,54 @@ NEXT_START_SQL = """
 """
 
 
-def next_finish_tag(*, lane: str, workspace_id: Any = None, images: int = 1) -> int:
-    """The finish tag a new job of `workspace_id` (None: one with nothing queued) would get."""
+@dataclass(frozen=True)
+class Ahead:
+    """What runs before a new job: queued jobs and images whose finish tag is no later than
+    the one it would get, and of those images, how many are its own workspace's."""
+
+    jobs: int
+    images: int
+    own_images: int
+
+
+def new_job_ahead(*, lane: str, workspace: Workspace | None = None, images: int = 1) -> Ahead:
+    """What runs before a new job of `workspace` in `lane` (None: a workspace with nothing
+    queued). Its own images are those its flow's tags run past V: (last finish - V) x weight
+    / TAG_SCALE (its jobs' tags are consecutive from where each started)."""
     with connection.cursor() as cursor:
-        cursor.execute(NEXT_START_SQL, {"workspace": workspace_id})
+        cursor.execute(NEXT_START_SQL, {"workspace": workspace.pk if workspace else None})
         vtime, last_finish = cursor.fetchone()
     weight = settings.LANE_WEIGHTS.get(lane, 1)
-    return max(vtime, last_finish) + tag_cost(images=images, weight=weight)
+    finish = max(vtime, last_finish) + tag_cost(images=images, weight=weight)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zcount(JOBS_KEY, "-inf", finish)
+    pipe.zcount(IMAGES_KEY, "-inf", finish)
+    jobs, ahead = pipe.execute()
+    own = max(last_finish - vtime, 0) * weight // TAG_SCALE
+    return Ahead(int(jobs), int(ahead), min(own, int(ahead)))
 
 
 def ahead_of_new(
     *, lane: str, workspace: Workspace | None = None, images: int = 1
 ) -> tuple[int, int]:
-    """(jobs, images) queued that run before a new job of `workspace` in `lane` (None: a
-    workspace with nothing queued): those whose finish tag is no later than the new job's."""
-    finish = next_finish_tag(
-        lane=lane, workspace_id=workspace.pk if workspace else None, images=images
-    )
-    pipe = redis_client().pipeline(transaction=False)
-    pipe.zcount(JOBS_KEY, "-inf", finish)
-    pipe.zcount(IMAGES_KEY, "-inf", finish)
-    jobs, ahead = pipe.execute()
-    return int(jobs), int(ahead)
+    """(jobs, images) queued that run before a new job of `workspace` in `lane`."""
+    ahead = new_job_ahead(lane=lane, workspace=workspace, images=images)
+    return ahead.jobs, ahead.images
+
+
+def capped_wait(
+    *, own_images: int, images: int, cap: int, workers: int, per_image: float,
+    per_batch: float | None,
+) -> float:  # fmt: skip
+    """The least a new job waits behind its own workspace's queued jobs: those run at most
+    `cap` at a time (the plan's in-flight cap, or the lane's workers if fewer), each for
+    about one batch (the workers' measured batch time; its own images' time before any
+    batch was measured). Counted in jobs of the new one's size."""
+    if own_images <= 0:
+        return 0.0
+    jobs = math.ceil(own_images / max(images, 1))
+    per_job = per_batch if per_batch else per_image * images
+    return jobs * per_job / max(min(cap, workers), 1)
 
 
 def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
@@ -599,36 +632,49 @@ def images_ahead(*, lane: str, workspace: Workspace | None = None) -> int:
 
 
 def lane_wait_estimate(lane: str) -> LaneEstimate:
-    """Seconds a new workspace's job in `lane` would wait, at the live workers' rate."""
+    """Seconds a new workspace's job in `lane` would wait, at the rate of the live workers
+    that serve the lane."""
     ahead = images_ahead(lane=lane)
-    return LaneEstimate(lane=lane, queued_images=ahead, wait_seconds=estimated_wait(ahead))
+    return LaneEstimate(
+        lane=lane, queued_images=ahead, wait_seconds=estimated_wait(ahead, lane=lane)
+    )
 
 
 # Throughput, measured by the workers: what turns images ahead into seconds
 
 
 def throughput_record(*, images: int, seconds: float) -> None:
-    """A worker finished `images` in `seconds` of GPU time (an exponentially weighted mean)."""
+    """A worker finished a batch of `images` in `seconds` of GPU time: exponentially
+    weighted means of the seconds per image and per batch."""
     if images <= 0:
         return
-    sample = seconds / images
     client = redis_client()
-    current = client.get(SECONDS_PER_IMAGE_KEY)
     alpha = settings.THROUGHPUT_SMOOTHING
-    value = sample if current is None else alpha * sample + (1 - alpha) * float(current)
-    client.set(SECONDS_PER_IMAGE_KEY, value)
+    current = client.mget(SECONDS_PER_IMAGE_KEY, SECONDS_PER_BATCH_KEY)
+    means = {}
+    for key, sample, mean in zip(
+        (SECONDS_PER_IMAGE_KEY, SECONDS_PER_BATCH_KEY), (seconds / images, seconds), current,
+        strict=True,
+    ):  # fmt: skip
+        means[key] = sample if mean is None else alpha * sample + (1 - alpha) * float(mean)
+    client.mset(means)
 
 
-def worker_alive(worker: str) -> None:
-    client = redis_client()
+def worker_alive(worker: str, lanes: Iterable[str] = ()) -> None:
+    """Report `worker` alive, counted in the live workers and in those of each of `lanes`."""
     now = time.time()
-    client.zadd(WORKERS_KEY, {worker: now})
-    client.zremrangebyscore(WORKERS_KEY, 0, now - settings.WORKER_ALIVE_TIMEOUT)
+    pipe = redis_client().pipeline(transaction=False)
+    for key in (WORKERS_KEY, *(lane_workers_key(lane) for lane in lanes)):
+        pipe.zadd(key, {worker: now})
+        pipe.zremrangebyscore(key, 0, now - settings.WORKER_ALIVE_TIMEOUT)
+    pipe.execute()
 
 
-def live_workers() -> int:
+def live_workers(lane: str | None = None) -> int:
+    """Workers that reported alive lately; those serving `lane` when given."""
     since = time.time() - settings.WORKER_ALIVE_TIMEOUT
-    return int(redis_client().zcount(WORKERS_KEY, since, "+inf"))
+    key = lane_workers_key(lane) if lane else WORKERS_KEY
+    return int(redis_client().zcount(key, since, "+inf"))
 
 
 def seconds_per_image() -> float:
@@ -642,8 +688,9 @@ def measured_seconds_per_image() -> float | None:
     return float(value) if value is not None else None
 
 
-def estimated_wait(images_ahead: int) -> float:
-    return images_ahead * seconds_per_image() / max(live_workers(), 1)
+def estimated_wait(images_ahead: int, lane: str | None = None) -> float:
+    """Seconds for `images_ahead` at the rate of the live workers (those serving `lane`)."""
+    return images_ahead * seconds_per_image() / max(live_workers(lane), 1)
 
 
 def batch_image_limit(batch_size: int, batch_seconds: float) -> int:

@@ -30,7 +30,7 @@ def _warm_up(**kwargs: object) -> None:
     def report_alive() -> None:
         while True:
             try:
-                worker_alive(worker)
+                worker_alive(worker, settings.WORKER_LANES)
             except Exception:
                 logger.exception("Could not report the worker alive")
             time.sleep(settings.WORKER_ALIVE_INTERVAL)

@@ -7,10 +7,10 @@ import pytest
 import time_machine
 from django.test import Client
 
-from billing.models import QuotaCounter
+from billing.models import Plan, QuotaCounter
 from billing.switches import operator_switches_update
 from generation.models import Job
-from generation.queue import throughput_record
+from generation.queue import throughput_record, worker_alive
 from tests.conftest import Person, make_person, small_job
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +120,38 @@ def test_queued_jobs_show_their_position_and_estimated_start(alice: Person, bob:
     assert paid["queue_position"] == 1  # the priority lane runs first
     refreshed = bob.client().get(f"/api/v1/generations/{second['id']}").json()
     assert refreshed["queue_position"] == 3
+
+
+def test_a_worker_kept_for_the_priority_lane_is_not_counted_for_free_waits(
+    alice: Person, bob: Person
+) -> None:
+    worker_alive("kept@gpu0", ["priority"])
+    worker_alive("shared@gpu1", ["priority", "standard", "free"])
+    throughput_record(images=1, seconds=10)
+    assert post(alice).status_code == 202
+    assert post(bob).status_code == 202
+    lanes = {lane["lane"]: lane for lane in Client().get("/api/v1/status").json()["lanes"]}
+    # Two free images ahead of a newcomer: one worker makes free images, two make paid ones.
+    assert lanes["free"]["estimated_wait_seconds"] == 20
+    pat = make_person("pat@example.com", plan="pro")
+    paid = pat.client().post("/api/v1/generations", small_job(), format="json").json()
+    assert paid["estimated_start_seconds"] == 0  # a priority job goes first, at two workers
+
+
+def test_a_workspace_s_own_backlog_runs_one_job_a_batch_and_bounds_its_wait(
+    alice: Person, bob: Person
+) -> None:
+    Plan.objects.filter(slug="free").update(daily_images=100, requests_per_minute=100)
+    for worker in ("gpu0", "gpu1"):
+        worker_alive(worker, ["priority", "standard", "free"])
+    throughput_record(images=4, seconds=8)  # 2 s an image, 8 s a batch
+    # The free plan runs one job at a time: each of alice's jobs waits a batch for each of
+    # hers ahead of it, whatever the two workers could do together.
+    estimates = [post(alice).json()["estimated_start_seconds"] for _ in range(8)]
+    assert estimates == [0, 8, 16, 24, 32, 40, 48, 56]
+    refused = post(alice)  # 64 s behind her own jobs: past the free plan's 60 s
+    assert refused.status_code == 503 and int(refused["Retry-After"]) >= 1
+    # Another free workspace is not held back by alice's backlog: in fair order only her
+    # first job runs before his (one image, at 2 s an image on two workers).
+    admitted = post(bob)
+    assert admitted.status_code == 202 and admitted.json()["estimated_start_seconds"] == 1
