@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -291,6 +291,9 @@ def main() -> None:
         f"{gave_up} clients told to wait over {MAX_RETRY_AFTER} s gave up"
     )
     print(f"Jain's index across {FREE_WORKSPACES} free workspaces at 10x: {fairness:.3f}")
+    for kind in ("free", "paid", "flood"):
+        answers = Counter(o.retry_status for o in retried if o.kind == kind)
+        print(f"retries of {kind} requests by answer: {dict(sorted(answers.items()))}")
     dropped = sum(o.first_status == 0 or (o.retried and o.retry_status == 0) for o in outcomes)
     print(f"admitted {len(admitted)}, succeeded {succeeded}, lost {lost} (must be 0)")
     print(f"requests without an answer (connection dropped): {dropped}")

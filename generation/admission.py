@@ -34,7 +34,7 @@ from generation.models import Job
 from generation.overload import admission_check
 from generation.policy import policy_check
 from generation.selectors import QueuePlace
-from generation.services import job_submit
+from generation.services import job_submit, request_fingerprint
 
 
 class WorkspaceSuspended(DomainError):
@@ -81,7 +81,12 @@ def job_request_admit(
                 limit=quota.limit, reset_at=quota.reset_at, allowance=quota.allowance
             )
         policy_check(workspace=workspace, user=user, prompt=params["prompt"])
-        place = admission_check(workspace=workspace, plan=plan, images=params["num_images"])
+        place = admission_check(
+            workspace=workspace,
+            plan=plan,
+            images=params["num_images"],
+            request=request_fingerprint(params)[:16],
+        )
     submission = job_submit(
         workspace=workspace,
         user=user,

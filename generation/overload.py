@@ -10,9 +10,10 @@ cap runs a few at a time, about a batch each (a free workspace's fifth queued jo
 four batches, however many workers there are).
 
 Each refused request books a slot in its lane's waiting room: the Retry-After it gets is
-the slot's time, slots are spaced at the lane's service rate, and the workspace coming back
-at a slot of its own is admitted ahead of newcomers. So waiting as told pays off, and
-newcomers queue behind those who waited.
+the slot's time, slots are spaced at the lane's service rate, and the same request coming
+back at its slot is admitted ahead of newcomers (another request of its workspace that
+arrives first does not take it). So waiting as told pays off, and newcomers queue behind
+those who waited.
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ def _slots_key(workspace: Workspace) -> str:
     return f"atelier:waiting-room:slots:{workspace.pk}"
 
 
-# Use one of the workspace's booked slots that is due. KEYS: slots; ARGV: now, grace.
+# Use the workspace's first due slot that was booked for this request (its members start
+# with the request's fingerprint). KEYS: slots; ARGV: now, grace, fingerprint.
 _USE_SLOT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) + 1, 'LIMIT', 0, 1)
-if due[1] then
-    redis.call('ZREM', KEYS[1], due[1])
-    return 1
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) + 1)
+for _, member in ipairs(due) do
+    if string.sub(member, 1, #ARGV[3]) == ARGV[3] then
+        redis.call('ZREM', KEYS[1], member)
+        return 1
+    end
 end
 return 0
 """
@@ -91,25 +95,31 @@ return tostring(slot)
 """
 
 
-def _use_due_slot(workspace: Workspace, now: float) -> bool:
-    return bool(
-        _redis().eval(_USE_SLOT, 1, _slots_key(workspace), now, settings.WAITING_ROOM_GRACE)
-    )
+def _use_due_slot(workspace: Workspace, request: str, now: float) -> bool:
+    slots = _slots_key(workspace)
+    return bool(_redis().eval(_USE_SLOT, 1, slots, now, settings.WAITING_ROOM_GRACE, request))
 
 
-def _book_slot(*, workspace: Workspace, lane: str, earliest: float, spacing: float) -> float:
+def _book_slot(
+    *, workspace: Workspace, request: str, lane: str, earliest: float, spacing: float
+) -> float:
     keys = [_room_key(lane), _slots_key(workspace)]
     arguments: list[str | float] = [
         earliest, spacing, time.time(), settings.WAITING_ROOM_GRACE,
-        settings.WAITING_ROOM_MAX_SLOTS, uuid.uuid4().hex,
+        settings.WAITING_ROOM_MAX_SLOTS, f"{request}:{uuid.uuid4().hex}",
     ]  # fmt: skip
     return float(_redis().eval(_BOOK, 2, *keys, *arguments))
 
 
-def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePlace | None:
+def admission_check(
+    *, workspace: Workspace, plan: Plan, images: int, request: str = ""
+) -> QueuePlace | None:
     """Admit the job, or raise Overloaded (503 with Retry-After). Refusals cost nothing.
 
-    Returns where the admitted job will stand in the queue, when that was worked out."""
+    `request` names what is asked (a fingerprint of the parameters): a refused request's
+    slot in the waiting room is kept for the same request coming back, not for another of
+    its workspace's that happens to arrive first. Returns where the admitted job will stand
+    in the queue, when that was worked out."""
     switches = operator_switches()
     if plan.is_default and switches.free_tier_paused:
         raise Overloaded(
@@ -134,9 +144,6 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
     pipe.zcount(lane_workers_key(plan.lane), now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
     pipe.get(SECONDS_PER_BATCH_KEY)
     held, next_slot, per_image, workers, per_batch = pipe.execute()
-    if held and _use_due_slot(workspace, now):
-        return None  # a refused request came back at its slot: it waited its turn
-
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     workers = max(int(workers), 1)  # those serving the lane: a priority-only one does not
     rate = workers / per_image
@@ -154,9 +161,12 @@ def admission_check(*, workspace: Workspace, plan: Plan, images: int) -> QueuePl
     wait = max(expected, float(next_slot or 0) - now)
     if wait <= plan.max_wait_seconds:
         return QueuePlace(ahead.jobs + 1, ahead.images, expected)
+    if held and _use_due_slot(workspace, request, now):
+        return None  # a refused request came back at its slot: it waited its turn
     spacing = images / rate
     slot = _book_slot(
         workspace=workspace,
+        request=request,
         lane=plan.lane,
         earliest=now + wait - plan.max_wait_seconds,
         spacing=spacing,

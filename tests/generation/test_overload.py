@@ -155,3 +155,20 @@ def test_a_workspace_s_own_backlog_runs_one_job_a_batch_and_bounds_its_wait(
     # first job runs before his (one image, at 2 s an image on two workers).
     admitted = post(bob)
     assert admitted.status_code == 202 and admitted.json()["estimated_start_seconds"] == 1
+
+
+def test_a_slot_in_the_waiting_room_is_kept_for_the_request_it_was_given_to(
+    alice: Person, bob: Person, slow_gpus: None
+) -> None:
+    Plan.objects.filter(slug="free").update(daily_images=100, requests_per_minute=100)
+    with time_machine.travel(time.time(), tick=False) as clock:
+        assert post(alice).status_code == 202
+        refused = post(bob)
+        assert refused.status_code == 503
+        clock.shift(timedelta(seconds=int(refused["Retry-After"])))
+        # Another of bob's requests arrives first, asking for something else: not its slot.
+        other = bob.client().post(
+            "/api/v1/generations", small_job(prompt="a blue square"), format="json"
+        )
+        assert other.status_code == 503
+        assert post(bob).status_code == 202  # the refused request, back at its slot
