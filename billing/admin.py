@@ -17,8 +17,13 @@ from billing.models import (
     Subscription,
 )
 from billing.stripe_webhooks import stripe_event_replay
-from billing.switches import operator_switches_update
 from config.admin import ReadOnlyAdmin
+from operations.services import (
+    operator_plan_save,
+    operator_quota_override_delete,
+    operator_quota_override_save,
+    operator_switches_save,
+)
 
 
 @admin.register(Plan)
@@ -27,6 +32,12 @@ class PlanAdmin(admin.ModelAdmin):
         "name", "slug", "is_default", "daily_images", "images_per_request", "max_width",
         "max_steps", "requests_per_minute", "lane", "max_jobs_in_flight", "price_cents",
     ]  # fmt: skip
+
+    def save_model(self, request: HttpRequest, obj: Plan, form: object, change: bool) -> None:
+        operator_plan_save(actor=request.user, plan=obj)  # audited, old and new values
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # subscriptions and ledger entries refer to plans
 
 
 @admin.register(QuotaOverride)
@@ -39,9 +50,14 @@ class QuotaOverrideAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: QuotaOverride, form: object, change: bool
     ) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        operator_quota_override_save(actor=request.user, override=obj)
+
+    def delete_model(self, request: HttpRequest, obj: QuotaOverride) -> None:
+        operator_quota_override_delete(actor=request.user, override=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[QuotaOverride]) -> None:
+        for override in queryset:
+            operator_quota_override_delete(actor=request.user, override=override)
 
 
 @admin.register(QuotaCounter)
@@ -149,5 +165,5 @@ class OperatorSwitchesAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: OperatorSwitches, form: object, change: bool
     ) -> None:
         fields = {name: getattr(obj, name) for name in form.cleaned_data}  # type: ignore[attr-defined]
-        operator_switches_update(user=request.user, **fields)
+        operator_switches_save(actor=request.user, **fields)
         obj.pk = 1

@@ -3,12 +3,16 @@ audit entry (who, what, when) in the same transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models, transaction
 
 from accounts.keys import api_key_revoke
 from accounts.models import ApiKey, Membership, User, Workspace
 from accounts.services import membership_remove, workspace_suspend, workspace_unsuspend
+from billing.models import OperatorSwitches, Plan, QuotaOverride
 from billing.quotas import quota_refund
+from billing.switches import operator_switches_update
 from config.errors import DomainError
 from generation.models import Job
 from generation.services import job_cancel, job_retry, jobs_cancel_for_workspace
@@ -100,3 +104,63 @@ def operator_membership_remove(*, actor: User, membership: Membership) -> list[A
         detail=f"{email} removed; API keys revoked: {prefixes}",
     )
     return revoked
+
+
+def _changes(before: models.Model | None, after: models.Model) -> str:
+    """'field: old → new' for each concrete field that differs (all of them for a new row)."""
+    parts = []
+    for field in after._meta.concrete_fields:
+        if field.name in ("updated_at", "updated_by"):
+            continue
+        new = getattr(after, field.attname)
+        old = getattr(before, field.attname) if before is not None else None
+        if before is None or old != new:
+            parts.append(f"{field.name}: {old} → {new}" if before else f"{field.name}: {new}")
+    return "; ".join(parts)
+
+
+@transaction.atomic
+def operator_plan_save(*, actor: User, plan: Plan) -> Plan:
+    """Save a plan edited in the admin (its limits apply to every workspace on it from the
+    next request), recording each changed field's old and new value."""
+    before = Plan.objects.select_for_update().filter(pk=plan.pk).first() if plan.pk else None
+    detail = _changes(before, plan)
+    plan.save()
+    audit_record(
+        actor=actor, action="plan.change" if before else "plan.add", target=plan, detail=detail
+    )
+    return plan
+
+
+@transaction.atomic
+def operator_quota_override_save(*, actor: User, override: QuotaOverride) -> QuotaOverride:
+    """Give one workspace another daily limit until a date (or change that override)."""
+    if override.created_by_id is None:
+        override.created_by = actor
+    override.save()
+    audit_record(
+        actor=actor,
+        action="workspace.quota_override",
+        target=override.workspace,
+        detail=f"{override.daily_images} images until {override.until or 'removed'}",
+    )
+    return override
+
+
+@transaction.atomic
+def operator_quota_override_delete(*, actor: User, override: QuotaOverride) -> None:
+    workspace = override.workspace
+    detail = f"override of {override.daily_images} images removed"
+    override.delete()
+    audit_record(actor=actor, action="workspace.quota_override", target=workspace, detail=detail)
+
+
+@transaction.atomic
+def operator_switches_save(*, actor: User, **fields: Any) -> OperatorSwitches:
+    """Change the overload switches (in effect within seconds), recording what changed."""
+    before = OperatorSwitches.objects.filter(pk=1).first()
+    switches = operator_switches_update(user=actor, **fields)
+    audit_record(
+        actor=actor, action="switches.change", target=switches, detail=_changes(before, switches)
+    )
+    return switches
