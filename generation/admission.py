@@ -33,6 +33,7 @@ from config.errors import DomainError
 from generation.models import Job
 from generation.overload import admission_check
 from generation.policy import policy_check
+from generation.refusals import refusal_record
 from generation.selectors import QueuePlace
 from generation.services import job_submit, request_fingerprint
 
@@ -64,7 +65,31 @@ def job_request_admit(
 ) -> Admission:
     """Admit a request for images (params validated against `plan`), or raise a DomainError.
 
-    A refusal costs nothing: no job, no quota, no stored upload."""
+    A refusal costs nothing: no job, no quota, no stored upload; it is counted by code for
+    the operators' dashboard."""
+    try:
+        return _admit(
+            workspace=workspace,
+            user=user,
+            api_key=api_key,
+            plan=plan,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+    except DomainError as error:
+        refusal_record(error.code)
+        raise
+
+
+def _admit(
+    *,
+    workspace: Workspace,
+    user: User | None,
+    api_key: ApiKey | None,
+    plan: Plan,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+) -> Admission:
     if workspace.is_suspended:
         raise WorkspaceSuspended()
     rate = submit_rate_check(workspace=workspace, plan=plan)

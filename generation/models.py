@@ -89,6 +89,9 @@ class Job(models.Model):
             models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["status", "lane", "created_at"]),
             models.Index(fields=["started_at"]),
+            # The admin's newest-first job list and the dashboard's last hour (bounded ranges).
+            models.Index(fields=["created_at"], name="job_created_at"),
+            models.Index(fields=["finished_at"], name="job_finished_at"),
             # The fair queue's indexes (generation/queue.py). Partial: they hold only what is
             # queued or running, so their depth follows the queue, not the jobs ever made.
             models.Index(
@@ -192,7 +195,10 @@ class Image(models.Model):
     class Meta:
         ordering = ["job", "index"]
         constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_image_per_index")]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            models.Index(fields=["created_at"], name="image_created_at"),  # the dashboard's hour
+        ]
 
     def __str__(self) -> str:
         return f"image {self.index} of job {self.job_id}"

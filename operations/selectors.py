@@ -1,67 +1,232 @@
-"""What the operators' dashboard shows. Every query is an aggregate over indexed columns."""
+"""What the operators' dashboard and workspace page show.
+
+Every query is bounded: the last 60 minutes by an indexed timestamp (images by created_at,
+jobs by created_at or finished_at), or one workspace's rows by its indexes. The queue's depth,
+wait and workers come from the same O(log n) figures admission and the status API use
+(generation.queue), never from a COUNT over queued jobs.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, OuterRef, Q
+import redis
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
-from billing.models import Lane, Plan, Subscription
-from billing.selectors import default_plan
+from accounts.models import ApiKey, Membership, Workspace
+from billing.models import Lane, Plan, QuotaLedgerEntry, Subscription
+from billing.selectors import QuotaStatus, default_plan, plan_for, quota_status
 from generation.models import Image, Job
+from generation.queue import lane_wait_estimate, live_workers, measured_seconds_per_image
+from generation.refusals import refusals_by_minute
+
+logger = logging.getLogger(__name__)
+
+MINUTES = 60
+
+
+@dataclass(frozen=True)
+class LaneNow:
+    lane: str
+    label: str
+    queued_images: int
+    wait_seconds: float
+    workers: int
 
 
 @dataclass(frozen=True)
 class Dashboard:
-    images_today_by_plan: list[tuple[str, int]]
-    jobs_by_status: list[tuple[str, int]]
-    queue_by_lane: list[tuple[str, int, int]]  # lane, queued, running
-    failures_last_hour: int
+    start: datetime  # the first minute shown
+    images_per_minute_by_plan: dict[str, list[int]]
+    jobs_by_status: list[tuple[str, int]]  # jobs created in the hour
+    lanes: list[LaneNow] | None  # None: Redis unreachable
+    refusals_per_minute_by_code: dict[str, list[int]] | None
+    failures_per_minute: list[int]
     recent_failures: list[Job]
+    live_workers: int | None
+    seconds_per_image: float | None  # the workers' measured mean; None before any batch
+    images_by_worker: list[tuple[str, int]]  # images made in the hour by each worker
 
+    @property
+    def images_last_hour(self) -> int:
+        return sum(sum(values) for values in self.images_per_minute_by_plan.values())
 
-def operator_dashboard() -> Dashboard:
-    now = timezone.now()
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    # Images made today, by the plan of the workspace's subscription (none: the default plan).
-    per_plan = (
-        Image.objects.filter(created_at__gte=day_start)
-        .annotate(
-            plan_id=Subscription.objects.filter(
-                workspace=OuterRef("workspace_id"), status__in=Subscription.PLAN_STATUSES
-            ).values("plan_id")[:1]
+    @property
+    def failures_last_hour(self) -> int:
+        return sum(self.failures_per_minute)
+
+    @property
+    def refusals_last_hour(self) -> int | None:
+        if self.refusals_per_minute_by_code is None:
+            return None
+        return sum(sum(values) for values in self.refusals_per_minute_by_code.values())
+
+    @property
+    def refusals_by_code(self) -> list[tuple[str, int]]:
+        per_code = self.refusals_per_minute_by_code or {}
+        return sorted(
+            ((code, sum(values)) for code, values in per_code.items()), key=lambda r: -r[1]
         )
-        .values("plan_id")
-        .annotate(n=Count("id"))
+
+    @property
+    def images_per_minute_now(self) -> float:
+        return round(self.images_last_hour / MINUTES, 1)
+
+
+def _plan_of_workspace() -> Subquery:
+    return Subquery(
+        Subscription.objects.filter(
+            workspace=OuterRef("workspace_id"), status__in=Subscription.PLAN_STATUSES
+        ).values("plan_id")[:1]
     )
+
+
+def _slot(start: datetime, at: datetime) -> int:
+    return int((at - start).total_seconds() // 60)
+
+
+def _per_minute(rows: QuerySet[Any], start: datetime) -> list[int]:
+    counts = [0] * MINUTES
+    for row in rows:
+        slot = _slot(start, row["minute"])
+        if 0 <= slot < MINUTES:
+            counts[slot] += row["n"]
+    return counts
+
+
+def operator_dashboard(now: datetime | None = None) -> Dashboard:
+    """The last 60 minutes, minute by minute, and the queue as it stands."""
+    now = now or timezone.now()
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
     names = dict(Plan.objects.values_list("pk", "name"))
     default = default_plan()
-    by_plan: dict[str, int] = {name: 0 for name in Plan.objects.values_list("name", flat=True)}
-    for row in per_plan:
-        name = names.get(row["plan_id"], default.name)
-        by_plan[name] = by_plan.get(name, 0) + row["n"]
+    by_plan: dict[str, list[int]] = {name: [0] * MINUTES for name in sorted(names.values())}
+    images = (
+        Image.objects.filter(created_at__gte=start)
+        .annotate(minute=TruncMinute("created_at"), plan_id=_plan_of_workspace())
+        .values("minute", "plan_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in images:
+        slot = _slot(start, row["minute"])
+        if 0 <= slot < MINUTES:
+            by_plan[names.get(row["plan_id"], default.name)][slot] += row["n"]
     statuses = dict(
-        Job.objects.filter(Q(created_at__gte=day_start) | Q(status__in=Job.ACTIVE_STATUSES))
+        Job.objects.filter(created_at__gte=start)
         .values_list("status")
         .annotate(n=Count("id"))
+        .order_by()
     )
-    lanes = {
-        (row["lane"], row["status"]): row["n"]
-        for row in Job.objects.filter(status__in=Job.ACTIVE_STATUSES)
-        .values("lane", "status")
+    failed = Job.objects.filter(status=Job.Status.FAILED, finished_at__gte=start)
+    failures = _per_minute(
+        failed.annotate(minute=TruncMinute("finished_at"))
+        .values("minute")
         .annotate(n=Count("id"))
-    }
-    hour_ago = now - timedelta(hours=1)
-    failures = Job.objects.filter(status=Job.Status.FAILED, finished_at__gte=hour_ago)
-    return Dashboard(
-        images_today_by_plan=sorted(by_plan.items()),
-        jobs_by_status=[(label, statuses.get(value, 0)) for value, label in Job.Status.choices],
-        queue_by_lane=[
-            (label, lanes.get((value, "queued"), 0), lanes.get((value, "running"), 0))
+        .order_by(),
+        start,
+    )
+    by_worker = (
+        Job.objects.filter(status=Job.Status.SUCCEEDED, finished_at__gte=start)
+        .exclude(worker="")
+        .values_list("worker")
+        .annotate(made=Sum("num_images"))
+        .order_by("-made")[:20]
+    )
+    lanes: list[LaneNow] | None
+    refusals: dict[str, list[int]] | None
+    workers: int | None
+    per_image: float | None
+    try:
+        lanes = [
+            LaneNow(
+                lane=value,
+                label=str(label),
+                queued_images=(estimate := lane_wait_estimate(value)).queued_images,
+                wait_seconds=estimate.wait_seconds,
+                workers=live_workers(value),
+            )
             for value, label in Lane.choices
-        ],
-        failures_last_hour=failures.count(),
-        recent_failures=list(failures.select_related("workspace").order_by("-finished_at")[:5]),
+        ]
+        minutes = refusals_by_minute(minutes=MINUTES, now=now.timestamp())
+        codes = sorted({code for counts in minutes for code in counts})
+        refusals = {code: [counts.get(code, 0) for counts in minutes] for code in codes}
+        workers, per_image = live_workers(), measured_seconds_per_image()
+    except redis.RedisError:
+        logger.warning("Dashboard: Redis unreachable, queue figures left out")
+        lanes = refusals = workers = per_image = None
+    return Dashboard(
+        start=start,
+        images_per_minute_by_plan=by_plan,
+        jobs_by_status=[(str(label), statuses.get(key, 0)) for key, label in Job.Status.choices],
+        lanes=lanes,
+        refusals_per_minute_by_code=refusals,
+        failures_per_minute=failures,
+        recent_failures=list(failed.select_related("workspace").order_by("-finished_at")[:5]),
+        live_workers=workers,
+        seconds_per_image=per_image,
+        images_by_worker=[(worker, int(n)) for worker, n in by_worker],
+    )
+
+
+@dataclass(frozen=True)
+class WorkspaceOverview:
+    workspace: Workspace
+    plan: Plan
+    subscription: Subscription | None
+    quota: QuotaStatus
+    memberships: list[Membership]
+    keys: list[ApiKey]
+    usage_days: list[date]  # the last 30 days, oldest first
+    usage_per_day: list[int]  # images used (reserved less given back) each of those days
+    recent_jobs: list[Job]
+
+
+def workspace_overview(workspace: Workspace, *, days: int = 30) -> WorkspaceOverview:
+    """What an operator needs on one workspace's page: people, keys, plan, usage, jobs."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    per_day = dict.fromkeys((first + timedelta(days=n) for n in range(days)), 0)
+    rows = (
+        QuotaLedgerEntry.objects.filter(
+            workspace=workspace,
+            window_start__gte=timezone.now() - timedelta(days=days + 1),
+        )
+        .annotate(day=TruncDate("window_start"))
+        .values("day")
+        .annotate(
+            taken=Sum("images", filter=Q(kind=QuotaLedgerEntry.Kind.RESERVE)),
+            returned=Sum(
+                "images",
+                filter=Q(kind__in=[QuotaLedgerEntry.Kind.RELEASE, QuotaLedgerEntry.Kind.REFUND]),
+            ),
+        )
+        .order_by()
+    )
+    for row in rows:
+        if row["day"] in per_day:
+            per_day[row["day"]] += (row["taken"] or 0) - (row["returned"] or 0)
+    return WorkspaceOverview(
+        workspace=workspace,
+        plan=plan_for(workspace),
+        subscription=Subscription.objects.filter(workspace=workspace)
+        .select_related("plan", "pending_plan")
+        .first(),
+        quota=quota_status(workspace=workspace),
+        memberships=list(
+            workspace.memberships.select_related("user").order_by("role", "user__email")
+        ),
+        keys=list(
+            ApiKey.objects.filter(workspace=workspace)
+            .select_related("created_by")
+            .order_by("revoked_at", "-created_at")[:50]
+        ),
+        usage_days=list(per_day),
+        usage_per_day=list(per_day.values()),
+        recent_jobs=list(Job.objects.filter(workspace=workspace).order_by("-created_at")[:10]),
     )

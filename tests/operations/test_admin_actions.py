@@ -104,14 +104,15 @@ def test_revoking_a_key_in_the_admin_is_audited(admin_client: Client, alice: Per
     assert AuditEntry.objects.get().action == "api_key.revoke"
 
 
-def test_the_dashboard_counts_images_jobs_queues_and_failures(
+def test_the_dashboard_counts_the_hours_jobs_queues_and_failures(
     admin_client: Client, alice: Person
 ) -> None:
     submit(alice)
     page = admin_client.get("/admin/").content.decode()
-    assert "Images today by plan" in page
-    assert "Queue by lane" in page and "Failures in the last hour: 0" in page
-    assert '<th scope="row">Free</th><td>1</td><td>0</td>' in page  # one queued, none running
+    assert "Images per minute by plan" in page
+    assert "Queue by lane, now" in page and '<b data-figure="failures">0</b>' in page
+    # One image queued in the free lane, ahead of a new workspace's job; no worker is alive.
+    assert '<tr data-lane="free"><th scope="row">Free</th><td>1</td>' in page
     assert '<th scope="row">Queued</th><td>1</td>' in page
 
 
