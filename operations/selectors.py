@@ -167,7 +167,9 @@ def operator_dashboard(now: datetime | None = None) -> Dashboard:
         workers, per_image = live_workers(), measured_seconds_per_image()
         # The place index's sizes: O(1), whatever the depth (never a COUNT over jobs).
         pipe = redis_client().pipeline(transaction=False)
-        jobs, images = pipe.zcard(JOBS_KEY).zcard(IMAGES_KEY).execute()
+        pipe.zcard(JOBS_KEY)
+        pipe.zcard(IMAGES_KEY)
+        jobs, images = pipe.execute()
         queued: tuple[int, int] | None = (int(jobs), int(images))
     except redis.RedisError:
         logger.warning("Dashboard: Redis unreachable, queue figures left out")
