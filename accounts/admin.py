@@ -41,6 +41,9 @@ class UserAdmin(BaseUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # their jobs, keys and free allowance stay on record: deactivate instead
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -63,7 +66,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "personal", "plan", "usage_today", "suspended_at", "created_at"]
     list_filter = ["personal", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "memberships__user__email"]
-    readonly_fields = ["suspended_at"]
+    readonly_fields = ["suspended_at", "created_at"]
     inlines = [MembershipInline, QuotaOverrideInline]
     actions = ["suspend", "unsuspend"]
     change_form_template = "admin/accounts/workspace/change_form.html"
@@ -91,6 +94,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def usage_today(self, workspace: Workspace) -> str:
         quota = quota_status(workspace=workspace)
         return f"{quota.used} / {quota.limit}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # its jobs, ledger and billing stay on record: suspend it instead
 
     def get_urls(self) -> list[URLPattern]:
         def route(suffix: str, view: Any, name: str) -> URLPattern:

@@ -65,8 +65,8 @@ class JobAdmin(ReadOnlyAdmin):
     which keep the quota ledger and the fair queue in step with it."""
 
     list_display = [
-        "short_id", "thumbnail", "short_prompt", "workspace_link", "plan", "status", "lane",
-        "num_images", "duration", "queue_wait", "error_code", "created_at",
+        "short_id", "thumbnail", "short_prompt", "workspace_link", "plan", "status", "image_count",
+        "duration", "queue_wait", "error_code", "created_at",
     ]  # fmt: skip
     list_display_links = ["short_id"]
     list_filter = ["status", "lane", "kind", RecentErrorCodeFilter, "created_at"]
@@ -151,6 +151,10 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description=_("plan"))
     def plan(self, job: Job) -> str:
         return getattr(job, "plan_name", "")
+
+    @admin.display(description=_("images"), ordering="num_images")
+    def image_count(self, job: Job) -> int:
+        return job.num_images
 
     @admin.display(description=_("duration"))
     def duration(self, job: Job) -> str:

@@ -18,8 +18,8 @@ def stacked_bars(
     label: str,
     start_label: str,
     end_label: str,
-    width: int = 560,
-    height: int = 120,
+    width: int = 960,
+    height: int = 140,
 ) -> SafeString:
     """Bars, one per slot, each stacked from `series` (name -> a value per slot, all the same
     length), in an SVG `width` x `height` plus its legend. `label` is the accessible name."""

@@ -114,6 +114,22 @@ def test_editable_admins_that_decide_quota_save_through_a_service() -> None:
         ), model
 
 
+def test_nothing_whose_deletion_would_take_read_only_state_with_it_can_be_deleted() -> None:
+    """Deleting a workspace would delete its jobs and ledger; deleting a person, their free
+    allowance's counters: such rows are closed (suspended, deactivated), never deleted."""
+    request = superuser_request()
+    for model, model_admin in every_admin():
+        if model in READ_ONLY:
+            continue
+        cascades = [
+            rel.related_model.__name__
+            for rel in model._meta.related_objects
+            if rel.on_delete is models.CASCADE and rel.related_model in READ_ONLY
+        ]
+        if cascades:
+            assert not model_admin.has_delete_permission(request, None), (model, cascades)
+
+
 def test_editable_forms_show_no_field_of_job_quota_or_billing_state() -> None:
     """Forms of the other editable admins name no field that points at read-only state, and
     a workspace's suspension is not a form field (it is the audited buttons)."""
