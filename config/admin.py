@@ -50,4 +50,4 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         queryset: Any = self.object_list
-        return int(queryset.order_by()[: self.COUNT_CAP].count())
+        return int(queryset.order_by().values("pk")[: self.COUNT_CAP].count())

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
 from operations.charts import stacked_bars
-from operations.selectors import MINUTES, operator_dashboard
+from operations.selectors import MINUTES, operator_dashboard_cached
 
 
 class AtelierAdminSite(admin.AdminSite):
@@ -58,7 +58,7 @@ class AtelierAdminSite(admin.AdminSite):
 
 
 def dashboard_context() -> dict[str, Any]:
-    dashboard = operator_dashboard()
+    dashboard = operator_dashboard_cached()
     span = {"start_label": _("%(minutes)d min ago") % {"minutes": MINUTES}, "end_label": _("now")}
     charts = {
         "images": stacked_bars(

@@ -102,3 +102,4 @@ def test_the_job_list_never_counts_every_job(admin_client: Client, jobs: dict[st
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts, "the paginator counts something"
     assert all("LIMIT 10000" in sql for sql in counts), counts
+    assert not any("generation_image" in sql or "billing_plan" in sql for sql in counts), counts
