@@ -85,7 +85,8 @@ def job_request_admit(
             workspace=workspace,
             plan=plan,
             images=params["num_images"],
-            request=request_fingerprint(params)[:16],
+            # What the waiting room keeps a slot for: this body, under this key if any.
+            request=request_fingerprint({**params, "idempotency_key": idempotency_key})[:16],
         )
     submission = job_submit(
         workspace=workspace,
