@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
-from generation.models import Image, Job, PolicyRefusal, PolicyRule
+from generation.models import Image, Job, PolicyRefusal, PolicyRule, PolicyRuleTranslation
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
@@ -63,11 +63,19 @@ class JobAdmin(admin.ModelAdmin):
         )
 
 
+class PolicyRuleTranslationInline(admin.StackedInline):
+    """The rule's reason, suggestion and rewrite per language (English is the rule's own)."""
+
+    model = PolicyRuleTranslation
+    extra = 0
+
+
 @admin.register(PolicyRule)
 class PolicyRuleAdmin(admin.ModelAdmin):
     list_display = ["term", "reason", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["term", "reason"]
+    inlines = [PolicyRuleTranslationInline]
 
 
 @admin.register(PolicyRefusal)
