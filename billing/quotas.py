@@ -63,8 +63,9 @@ class QuotaExceeded(DomainError):
             "at": date_format(reset_at, "DATETIME_FORMAT"),
             "wait": duration_text(wait),
         }
+        upgrade = _("Upgrade your plan for a larger quota.")
         super().__init__(
-            f"{used_up} {shared}{_('Upgrade your plan for a larger quota.')}",
+            f"{used_up} {shared}{upgrade}",
             limit=limit,
             reset_at=reset_at,
             retry_after=wait,
