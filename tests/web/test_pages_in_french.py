@@ -105,7 +105,7 @@ def assert_french(path: str, html: str) -> None:
     page = unescape(" ".join(parser.texts))
     english = sorted(fragment for fragment in fragments if fragment in page)
     assert not english, f"{path} shows English: {english}"
-    assert '<html' not in html or '<html lang="fr">' in html, path
+    assert "<html" not in html or '<html lang="fr">' in html, path
 
 
 class Walk:
