@@ -151,10 +151,18 @@ def test_every_page_reads_in_french(alice: Person, bob: Person) -> None:
     Image.objects.create(
         job=done, workspace=alice.workspace, index=0, file="x.png", width=64, height=64, seed=7
     )
-    job_with(alice, Job.Status.FAILED, error_message="", finished_at=timezone.now())
+    job_with(
+        alice,
+        Job.Status.FAILED,
+        error_code="deadline_exceeded",
+        error_message="The job did not finish in time; its images were given back.",
+        finished_at=timezone.now(),
+    )
     job_with(alice, Job.Status.CANCELLED, finished_at=timezone.now())
 
-    walk.visit(web, "/studio/")
+    html = walk.visit(web, "/studio/")
+    assert "La tâche ne s&#x27;est pas terminée à temps. Vos images vous ont été rendues." in html
+    assert "did not finish in time" not in html  # the worker's English record
     walk.visit(web, f"/jobs/{queued.pk}/")
     walk.visit(web, f"/jobs/{done.pk}/")
     html = walk.visit(web, "/studio/", {"prompt": "a square", "width": "60"}, status=400)
