@@ -4,16 +4,20 @@ shows a string of the catalogue in English, and every template of the site is am
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Invitation, User
+from accounts.services import workspace_create
 from billing.models import Plan, Subscription
 from generation.models import Image, Job
 from tests.conftest import Person, free_images_used_today, small_job
@@ -225,3 +229,20 @@ def test_the_switcher_refuses_a_language_we_do_not_have_and_a_foreign_next(
     assert response.status_code == 302 and response["Location"] == "/"
     assert settings.LANGUAGE_COOKIE_NAME not in response.cookies
     assert User.objects.get(pk=alice.user.pk).language == ""
+
+
+def test_an_invitation_is_mailed_in_the_inviters_language(
+    alice: Person, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    team = workspace_create(owner=alice.user, name="Atelier Dupont")
+    Subscription.objects.create(workspace=team, plan=Plan.objects.get(slug="team"))
+    web = Client(headers={"accept-language": "fr"})
+    web.force_login(alice.user)
+    web.post("/workspaces/switch/", {"workspace": str(team.pk)})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post("/team/invite/", {"email": "chloe@example.com"})
+    assert response.status_code == 302
+    [message] = mail.outbox
+    assert message.subject == "alice@example.com vous invite à rejoindre Atelier Dupont sur Atelier"
+    assert message.body.startswith("Rejoignez Atelier Dupont sur Atelier :")
+    assert "Invitation envoyée à chloe@example.com." in web.get("/team/").content.decode()
