@@ -4,6 +4,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import ApiKey, Membership, User, Workspace
 from billing.models import QuotaOverride
@@ -24,8 +26,11 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ["email", "name"]
     fieldsets = [
         (None, {"fields": ["email", "password", "name"]}),
-        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
-        ("Dates", {"fields": ["last_login", "date_joined"]}),
+        (
+            gettext_lazy("Permissions"),
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups"]},
+        ),
+        (gettext_lazy("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
@@ -52,21 +57,28 @@ class WorkspaceAdmin(admin.ModelAdmin):
     inlines = [MembershipInline, QuotaOverrideInline]
     actions = ["suspend", "unsuspend"]
 
-    @admin.action(description="Suspend the selected workspaces (they cannot submit jobs)")
+    @admin.action(
+        description=gettext_lazy("Suspend the selected workspaces (they cannot submit jobs)")
+    )
     def suspend(self, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
         done = sum(operator_workspace_suspend(actor=request.user, workspace=w) for w in queryset)
-        self.message_user(request, f"Suspended {done} workspace(s): their submissions stop now.")
+        self.message_user(
+            request,
+            _("Suspended %(done)d workspace(s): their submissions stop now.") % {"done": done},
+        )
 
-    @admin.action(description="Lift the suspension of the selected workspaces")
+    @admin.action(description=gettext_lazy("Lift the suspension of the selected workspaces"))
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
         done = sum(operator_workspace_unsuspend(actor=request.user, workspace=w) for w in queryset)
-        self.message_user(request, f"Lifted the suspension of {done} workspace(s).")
+        self.message_user(
+            request, _("Lifted the suspension of %(done)d workspace(s).") % {"done": done}
+        )
 
-    @admin.display(description="plan")
+    @admin.display(description=gettext_lazy("plan"))
     def plan(self, workspace: Workspace) -> str:
         return plan_for(workspace).name
 
-    @admin.display(description="usage this window")
+    @admin.display(description=gettext_lazy("usage this window"))
     def usage_today(self, workspace: Workspace) -> str:
         quota = quota_status(workspace=workspace)
         return f"{quota.used} / {quota.limit}"
@@ -115,7 +127,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     ]
     actions = ["revoke"]
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description=gettext_lazy("Revoke selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         done = sum(operator_api_key_revoke(actor=request.user, key=key) for key in queryset)
-        self.message_user(request, f"Revoked {done} key(s).", messages.SUCCESS)
+        self.message_user(request, _("Revoked %(done)d key(s).") % {"done": done}, messages.SUCCESS)

@@ -3,9 +3,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.errors import DomainError
-from generation.models import Image, Job, PolicyRefusal, PolicyRule
+from generation.models import Image, Job, PolicyRefusal, PolicyRule, PolicyRuleTranslation
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
@@ -32,35 +34,56 @@ class JobAdmin(admin.ModelAdmin):
     inlines = [ImageInline]
     actions = ["cancel", "retry", "refund"]
 
-    @admin.action(description="Cancel the selected jobs (their images are given back)")
+    @admin.action(
+        description=gettext_lazy("Cancel the selected jobs (their images are given back)")
+    )
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = sum(operator_job_cancel(actor=request.user, job=job) for job in queryset)
         skipped = queryset.count() - done
         self.message_user(
             request,
-            f"Cancelled {done} job(s) and gave their images back."
-            + (f" {skipped} had already finished." if skipped else ""),
+            _("Cancelled %(done)d job(s) and gave their images back.") % {"done": done}
+            + (
+                " " + _("%(skipped)d had already finished.") % {"skipped": skipped}
+                if skipped
+                else ""
+            ),
             messages.SUCCESS if done else messages.WARNING,
         )
 
-    @admin.action(description="Retry the selected failed or cancelled jobs as new jobs")
+    @admin.action(
+        description=gettext_lazy("Retry the selected failed or cancelled jobs as new jobs")
+    )
     def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         for job in queryset:
             try:
                 retry = operator_job_retry(actor=request.user, job=job)
-                self.message_user(request, f"Job {job.pk} resubmitted as {retry.pk}.")
+                self.message_user(
+                    request,
+                    _("Job %(job)s resubmitted as %(retry)s.") % {"job": job.pk, "retry": retry.pk},
+                )
             except DomainError as error:
                 self.message_user(request, f"Job {job.pk}: {error.message}", messages.ERROR)
 
-    @admin.action(description="Refund the selected jobs' images to their quota")
+    @admin.action(description=gettext_lazy("Refund the selected jobs' images to their quota"))
     def refund(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         images = sum(operator_job_refund(actor=request.user, job=job) for job in queryset)
         self.message_user(
             request,
-            f"Gave {images} image(s) back to the workspaces' quotas. Jobs that had already "
-            "been refunded (failed, cancelled or refunded before) were left as they were.",
+            _(
+                "Gave %(images)d image(s) back to the workspaces' quotas. Jobs that had already "
+                "been refunded (failed, cancelled or refunded before) were left as they were."
+            )
+            % {"images": images},
             messages.SUCCESS if images else messages.WARNING,
         )
+
+
+class PolicyRuleTranslationInline(admin.StackedInline):
+    """The rule's reason, suggestion and rewrite per language (English is the rule's own)."""
+
+    model = PolicyRuleTranslation
+    extra = 0
 
 
 @admin.register(PolicyRule)
@@ -68,6 +91,7 @@ class PolicyRuleAdmin(admin.ModelAdmin):
     list_display = ["term", "reason", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["term", "reason"]
+    inlines = [PolicyRuleTranslationInline]
 
 
 @admin.register(PolicyRefusal)
@@ -83,6 +107,6 @@ class PolicyRefusalAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Mark as reviewed")
+    @admin.action(description=gettext_lazy("Mark as reviewed"))
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
         queryset.update(reviewed=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User, Workspace
 from billing.limits import RateUsage, submit_rate_check
@@ -41,7 +42,7 @@ class WorkspaceSuspended(DomainError):
     code = "workspace_suspended"
 
     def __init__(self) -> None:
-        super().__init__("This workspace is suspended.")
+        super().__init__(_("This workspace is suspended."))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -27,6 +28,10 @@ from generation.models import Image, Job
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel
 from generation.uploads import fit_size, png_file, upload_decode
+
+
+def _plan_limit(limit: int, plan: Plan) -> str:
+    return _("At most %(limit)d on the %(plan)s plan.") % {"limit": limit, "plan": plan.name}
 
 
 class GenerationInput(StrictSerializer):
@@ -56,15 +61,15 @@ class GenerationInput(StrictSerializer):
         data.setdefault("seed", None)
         for side, limit in (("width", plan.max_width), ("height", plan.max_height)):
             if data[side] % 8:
-                errors[side] = "Must be a multiple of 8."
+                errors[side] = _("Must be a multiple of 8.")
             elif data[side] < model.min_size:
-                errors[side] = f"At least {model.min_size}."
+                errors[side] = _("At least %(minimum)d.") % {"minimum": model.min_size}
             elif data[side] > limit:
-                errors[side] = f"At most {limit} on the {plan.name} plan."
+                errors[side] = _plan_limit(limit, plan)
         if data["steps"] > plan.max_steps:
-            errors["steps"] = f"At most {plan.max_steps} on the {plan.name} plan."
+            errors["steps"] = _plan_limit(plan.max_steps, plan)
         if data["num_images"] > plan.images_per_request:
-            errors["num_images"] = f"At most {plan.images_per_request} on the {plan.name} plan."
+            errors["num_images"] = _plan_limit(plan.images_per_request, plan)
         if errors:
             raise serializers.ValidationError(errors)
         return data
@@ -272,7 +277,7 @@ def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise DomainError(
-            "Idempotency-Key must be 1 to 255 characters.",
+            _("Idempotency-Key must be 1 to 255 characters."),
             code="invalid_request",
             param="Idempotency-Key",
         )

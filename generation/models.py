@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Lane
 
@@ -14,15 +15,15 @@ class Job(models.Model):
     """One request for images. The row is the truth; queue messages carry only its id."""
 
     class Kind(models.TextChoices):
-        TEXT_TO_IMAGE = "text_to_image", "Text to image"
-        EDIT = "edit", "Edit"
+        TEXT_TO_IMAGE = "text_to_image", _("Text to image")
+        EDIT = "edit", _("Edit")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
@@ -203,16 +204,19 @@ class PolicyRule(models.Model):
 
     term = models.CharField(
         max_length=200,
-        help_text="A word or name, matched on word boundaries ignoring case, accents and "
-        "punctuation.",
+        help_text=_(
+            "A word or name, matched on word boundaries ignoring case, accents and punctuation."
+        ),
     )
     reason = models.CharField(max_length=300)
-    suggestion = models.TextField(help_text="Shown to the person: what they could ask instead.")
+    suggestion = models.TextField(help_text=_("Shown to the person: what they could ask instead."))
     replacement = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Replaces the matched phrase (with a leading 'in the style of' or 'by') in "
-        "the suggested rewrite of the prompt.",
+        help_text=_(
+            "Replaces the matched phrase (with a leading 'in the style of' or 'by') in "
+            "the suggested rewrite of the prompt."
+        ),
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -222,6 +226,43 @@ class PolicyRule(models.Model):
 
     def __str__(self) -> str:
         return self.term
+
+
+def translation_languages() -> list[tuple[str, str]]:
+    """The languages a rule can be written in besides English (settings.LANGUAGES): a
+    callable, so that adding a language needs no migration."""
+    return [(code, name) for code, name in settings.LANGUAGES if code != "en"]
+
+
+class PolicyRuleTranslation(models.Model):
+    """A rule's reason, suggestion and rewrite in another language than English. A refusal
+    in a language without one falls back to the rule's English text."""
+
+    rule = models.ForeignKey(PolicyRule, on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(_("language"), max_length=10, choices=translation_languages)
+    reason = models.CharField(_("reason"), max_length=300)
+    suggestion = models.TextField(
+        _("suggestion"), help_text=_("Shown to the person: what they could ask instead.")
+    )
+    replacement = models.CharField(
+        _("replacement"),
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "Replaces the matched phrase (with a leading 'à la manière de', 'dans le style de' "
+            "or 'par') in the suggested rewrite of the prompt. Empty: no rewrite is suggested."
+        ),
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "language"], name="one_policy_translation_per_language"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.language})"
 
 
 class PolicyRefusal(models.Model):

@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
@@ -46,7 +47,7 @@ class IdempotencyConflict(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "This Idempotency-Key was already used with a different request body.",
+            _("This Idempotency-Key was already used with a different request body."),
             param="Idempotency-Key",
         )
 
@@ -175,7 +176,9 @@ def job_cancel(*, job: Job) -> Job:
     if job.status == Job.Status.CANCELLED:
         return job
     raise DomainError(
-        f"The job is {job.status} and can no longer be cancelled.", code="job_not_cancellable"
+        _("The job is %(status)s and can no longer be cancelled.")
+        % {"status": job.get_status_display()},
+        code="job_not_cancellable",
     )
 
 
@@ -343,7 +346,8 @@ def job_retry(*, job: Job) -> Job:
     seed, under the workspace's plan now (its quota is reserved as for any job)."""
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         raise DomainError(
-            f"The job is {job.status}; only failed or cancelled jobs can be retried.",
+            _("The job is %(status)s; only failed or cancelled jobs can be retried.")
+            % {"status": job.get_status_display()},
             code="job_not_retryable",
         )
     params = {field: getattr(job, field) for field in RETRY_FIELDS}

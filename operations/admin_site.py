@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_ratelimit.core import get_usage
 
 from operations.selectors import operator_dashboard
@@ -14,9 +16,9 @@ from operations.selectors import operator_dashboard
 class AtelierAdminSite(admin.AdminSite):
     """The admin, with the operators' dashboard above the list of models."""
 
-    site_header = "Atelier operations"
-    site_title = "Atelier admin"
-    index_title = "Dashboard"
+    site_header = gettext_lazy("Atelier operations")
+    site_title = gettext_lazy("Atelier admin")
+    index_title = gettext_lazy("Dashboard")
     index_template = "admin/atelier_index.html"
 
     def index(
@@ -35,7 +37,7 @@ class AtelierAdminSite(admin.AdminSite):
                 )
                 if usage and usage["should_limit"]:
                     return HttpResponse(
-                        "Too many sign-in attempts. Wait a while and try again.",
+                        _("Too many sign-in attempts. Wait a while and try again."),
                         status=429,
                         headers={"Retry-After": str(max(usage["time_left"], 1))},
                         content_type="text/plain",

@@ -57,9 +57,11 @@ def operator_dashboard() -> Dashboard:
     failures = Job.objects.filter(status=Job.Status.FAILED, finished_at__gte=hour_ago)
     return Dashboard(
         images_today_by_plan=sorted(by_plan.items()),
-        jobs_by_status=[(label, statuses.get(value, 0)) for value, label in Job.Status.choices],
+        jobs_by_status=[
+            (str(label), statuses.get(value, 0)) for value, label in Job.Status.choices
+        ],
         queue_by_lane=[
-            (label, lanes.get((value, "queued"), 0), lanes.get((value, "running"), 0))
+            (str(label), lanes.get((value, "queued"), 0), lanes.get((value, "running"), 0))
             for value, label in Lane.choices
         ],
         failures_last_hour=failures.count(),

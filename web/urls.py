@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web import views, workspace_views
+from web import language, views, workspace_views
 
 app_name = "web"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("language/", language.language_set, name="language"),
     path("studio/", views.studio, name="studio"),
     path("edit/", views.edit, name="edit"),
     path("jobs/<uuid:job_id>/", views.job_card, name="job"),
