@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.prefer.prefer_wait_middleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -261,6 +262,14 @@ SPECTACULAR_SETTINGS = {
 GENERATION_MODEL_NAME = env_str("GENERATION_MODEL_NAME", "")
 OPENAI_WAIT_SECONDS = env_int("OPENAI_WAIT_SECONDS", 60, minimum=1)
 OPENAI_IMAGE_URL_TTL = env_int("OPENAI_IMAGE_URL_TTL", 3600, minimum=60)
+# `Prefer: wait` on the native submit endpoints: the longest a request may wait (seconds), and
+# the URLconf whose async views serve such requests (config/prefer.py).
+PREFER_WAIT_MAX_SECONDS = env_int("PREFER_WAIT_MAX_SECONDS", 60, minimum=1)
+PREFER_WAIT_URLCONF = "generation.wait_urls"
+# Server-Sent Events (GET /api/v1/generations/<id>/events and the studio's cards): a comment
+# line this often keeps proxies from closing a quiet stream; a stream ends after STREAM_MAX.
+EVENTS_KEEPALIVE_SECONDS = env_int("EVENTS_KEEPALIVE_SECONDS", 15, minimum=1)
+EVENTS_STREAM_MAX_SECONDS = env_int("EVENTS_STREAM_MAX_SECONDS", 3600, minimum=1)
 
 # Celery: the message carries only a job id; the database row is the truth.
 CELERY_BROKER_URL = REDIS_URL

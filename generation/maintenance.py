@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from billing.quotas import quota_release
 from generation.models import Image, Job
+from generation.notify import job_event, job_events_on_commit
 from generation.queue import flows_held, queue_index_add, queue_index_check, queue_index_remove
 from generation.services import job_enqueue_ticket, job_fail
 
@@ -61,6 +62,7 @@ def _job_requeue(*, job: Job) -> bool:
     if requeued:
         queue_index_add([job])
         job_enqueue_ticket(job)
+        job_events_on_commit([job_event(job.pk, "requeued", Job.Status.QUEUED, 0.0)])
     return requeued == 1
 
 
@@ -76,6 +78,7 @@ def _job_expire(*, job: Job) -> bool:
     if expired:
         queue_index_remove([job])
         quota_release(job=job)
+        job_events_on_commit([job_event(job.pk, "completed", Job.Status.FAILED, job.progress)])
     return expired == 1
 
 

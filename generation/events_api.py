@@ -1,0 +1,96 @@
+"""GET /api/v1/generations/<id>/events: a job's changes as Server-Sent Events.
+
+The stream opens with the job as the API shows it (`job`), then sends `status` (the job
+started, or was queued again after its worker was lost), `progress` (at most twice a second)
+and, when it finishes, `completed` with the job and its images; then it ends. Changes are heard
+on the one notification path (generation/notify.py), so an open stream holds no thread and
+reads the database only when it opens and when the job finishes. A comment line keeps a quiet
+stream open through proxies. Another workspace's job is a 404, as on GET /generations/<id>.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views import View
+
+from generation.api import GenerationDetailApi
+from generation.notify import RESYNC, job_listen
+from generation.wait_api import job_as_shown
+from generation.waiting import off_loop, request_thread_release
+
+EVENT_NAMES = {"start": "status", "requeued": "status", "progress": "progress"}
+
+
+def sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def job_changes(
+    job_id: str, *, render_finished: Callable[[], Any]
+) -> AsyncIterator[tuple[str, Any] | None]:
+    """(event name, state) for each change after the stream opened, then ("completed",
+    render_finished()); None on each quiet EVENTS_KEEPALIVE_SECONDS. Ends at the finish."""
+    deadline = time.monotonic() + settings.EVENTS_STREAM_MAX_SECONDS
+    async with job_listen(job_id) as listener:
+        state = await listener.latest()
+        sent: tuple[str, float] | None = None
+        while time.monotonic() < deadline:
+            if state is not None:
+                if state.get("finished"):
+                    yield "completed", await render_finished()
+                    return
+                now = (state["status"], state["progress"])
+                if now != sent:
+                    sent = now
+                    yield EVENT_NAMES.get(state["event"], "status"), state
+            item = await listener.next(settings.EVENTS_KEEPALIVE_SECONDS)
+            if item is None:
+                yield None
+                continue
+            state = await listener.latest() if item is RESYNC else item
+
+
+def event_stream_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    return StreamingHttpResponse(
+        stream,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+class JobEventsView(View):
+    """Authenticated and scoped by GenerationDetailApi (401, 404), then streamed."""
+
+    http_method_names = ["get"]
+
+    async def get(self, request: HttpRequest, job_id: Any) -> HttpResponse:
+        detail = await sync_to_async(GenerationDetailApi.as_view())(request, job_id=job_id)
+        if detail.status_code != 200:
+            return detail
+        job = dict(detail.data)
+        await request_thread_release()
+        return event_stream_response(self.stream(request, str(job_id), job))
+
+    async def stream(
+        self, request: HttpRequest, job_id: str, job: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        yield sse("job", job)
+
+        async def render_finished() -> Any:
+            return await off_loop(job_as_shown)(request, job_id)
+
+        if job["status"] not in ("queued", "running"):
+            yield sse("completed", job)  # every stream ends with `completed`
+            return
+        async for change in job_changes(job_id, render_finished=render_finished):
+            if change is None:
+                yield b": keepalive\n\n"
+            else:
+                yield sse(*change)
