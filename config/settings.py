@@ -358,6 +358,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Webhooks (generation/webhooks.py): deliveries run on the `webhooks` Celery queue, never on a
+# GPU worker. Each attempt times out after WEBHOOK_TIMEOUT seconds; network errors, 429 and 5xx
+# are retried with exponential backoff and jitter (from WEBHOOK_RETRY_BASE_MS, at most
+# WEBHOOK_RETRY_MAX_DELAY apart) for WEBHOOK_RETRY_WINDOW seconds. An endpoint failing for
+# WEBHOOK_DISABLE_AFTER seconds is disabled and its owners mailed. Deliveries go only to public
+# addresses over https: WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOWED_NETWORKS (CIDRs, such as
+# 127.0.0.0/8) open plain http and private networks, for development and tests only.
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 5, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_MS", 5000, minimum=1) / 1000
+WEBHOOK_RETRY_MAX_DELAY = env_int("WEBHOOK_RETRY_MAX_DELAY", 1800, minimum=1)
+WEBHOOK_RETRY_WINDOW = env_int("WEBHOOK_RETRY_WINDOW", 6 * 3600, minimum=0)
+WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 3 * 24 * 3600, minimum=0)
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS", [])
+WEBHOOK_MAX_BODY_BYTES = 256 * 1024  # a job's JSON is a few kB
+WEBHOOK_RESPONSE_MAX_BYTES = 4096  # of a receiver's answer, kept for the attempt's record
+# The public address of this platform: webhooks' signed image URLs start with it.
+PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8000", schemes=("https", "http"))
+CELERY_TASK_ROUTES = {"generation.deliver_webhook": {"queue": "webhooks"}}
+
 # Billing with Stripe. Without STRIPE_SECRET_KEY the billing endpoints answer that billing
 # is not set up and everything else works. STRIPE_API_BASE points tests at localstripe.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")

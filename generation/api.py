@@ -23,10 +23,11 @@ from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_re
 from config.serializers import StrictSerializer
 from generation.admission import Admission, job_request_admit
 from generation.model_info import model_info
-from generation.models import Image, Job
+from generation.models import Image, Job, WebhookEvent
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel
 from generation.uploads import fit_size, png_file, upload_decode
+from generation.webhooks import WebhookUrlRefused, webhook_url_check
 
 
 class GenerationInput(StrictSerializer):
@@ -42,6 +43,24 @@ class GenerationInput(StrictSerializer):
         required=False, allow_null=True, min_value=0, max_value=MAX_SEED
     )
     num_images = serializers.IntegerField(required=False, min_value=1)
+    webhook = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="An https URL that receives the job's changes, signed (Standard Webhooks).",
+    )
+    webhook_events_filter = serializers.ListField(
+        child=serializers.ChoiceField(WebhookEvent.values),
+        required=False,
+        help_text="Which changes to send: start, progress (at most every 500 ms), completed. "
+        "`completed` is always sent.",
+    )
+
+    def validate_webhook(self, value: str) -> str:
+        try:
+            return webhook_url_check(value) if value else value
+        except WebhookUrlRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults from the model's metadata and hold every value to the caller's plan."""
@@ -102,6 +121,8 @@ class ImageOutput(serializers.ModelSerializer):
         fields = ["id", "index", "url", "width", "height", "seed", "created_at"]
 
     def get_url(self, image: Image) -> str:
+        if "image_url" in self.context:  # webhooks: URLs that need no key
+            return self.context["image_url"](image)
         return self.context["request"].build_absolute_uri(f"/api/v1/images/{image.id}")
 
 
@@ -116,7 +137,8 @@ class JobOutput(serializers.ModelSerializer):
             "id", "kind", "status", "prompt", "negative_prompt", "width", "height", "steps",
             "guidance", "seed", "num_images", "strength", "lane", "progress", "model",
             "queue_position", "estimated_start_seconds", "error_code", "error_message",
-            "created_at", "started_at", "finished_at", "images",
+            "created_at", "started_at", "finished_at", "images", "webhook",
+            "webhook_events_filter",
         ]  # fmt: skip
 
     def _place(self, job: Job) -> QueuePlace | None:

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import transaction
 
 from generation.queue import redis_client
+from generation.webhooks import webhooks_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ def job_events_on_commit(events: list[dict[str, Any]]) -> None:
 
     def send() -> None:
         job_events_publish(events)
+        try:
+            webhooks_dispatch(events)
+        except Exception:  # a webhook must never fail the job's own bookkeeping
+            logger.exception("Webhook dispatch failed for %d job events", len(events))
 
     transaction.on_commit(send)
 
