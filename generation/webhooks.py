@@ -34,6 +34,7 @@ import secrets
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -451,7 +452,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 
 def webhook_endpoint_create(
-    *, workspace: Workspace, url: str, events: list[str], description: str = ""
+    *, workspace: Workspace, url: str, events: Sequence[str] = (), description: str = ""
 ) -> WebhookEndpoint:
     """Register an endpoint; its secret is shown to the caller once."""
     webhook_url_check(url, param="url")

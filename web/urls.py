@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web import views, workspace_views
+from web import views, webhook_views, workspace_views
 
 app_name = "web"
 
@@ -21,6 +21,18 @@ urlpatterns = [
     path("keys/", workspace_views.api_keys, name="keys"),
     path("keys/<uuid:key_id>/revoke/", workspace_views.api_key_revoke_view, name="key_revoke"),
     path("team/", workspace_views.team, name="team"),
+    path("webhooks/", webhook_views.webhooks, name="webhooks"),
+    path(
+        "webhooks/<uuid:endpoint_id>/toggle/", webhook_views.webhook_toggle, name="webhook_toggle"
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/delete/", webhook_views.webhook_delete, name="webhook_delete"
+    ),
+    path(
+        "webhooks/deliveries/<uuid:delivery_id>/redeliver/",
+        webhook_views.webhook_redeliver_view,
+        name="webhook_redeliver",
+    ),
     path("team/invite/", workspace_views.team_invite, name="team_invite"),
     path("workspaces/new/", workspace_views.workspace_new, name="workspace_new"),
     path("workspaces/switch/", workspace_views.workspace_switch, name="workspace_switch"),
