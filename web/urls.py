@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web import views, webhook_views, workspace_views
+from web import live, views, webhook_views, workspace_views
 
 app_name = "web"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("edit/", views.edit, name="edit"),
     path("jobs/<uuid:job_id>/", views.job_card, name="job"),
     path("jobs/<uuid:job_id>/cancel/", views.job_cancel_view, name="job_cancel"),
+    path("jobs/<uuid:job_id>/events/", live.JobCardEventsView.as_view(), name="job_events"),
     path("images/<uuid:image_id>", views.image_content, name="image"),
     path("gallery/", views.gallery, name="gallery"),
     path("gallery/<uuid:image_id>/delete/", views.image_delete_view, name="image_delete"),
