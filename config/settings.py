@@ -256,6 +256,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "generation.models.WebhookEvent"},
 }
 # The OpenAI-compatible API: the model's public name (default: the folder's name or the hub
 # id), how long a request waits for its images, how long an image URL it hands out works.

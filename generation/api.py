@@ -6,7 +6,12 @@ from django.conf import settings
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiCallback,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
@@ -50,7 +55,7 @@ class GenerationInput(StrictSerializer):
         help_text="An https URL that receives the job's changes, signed (Standard Webhooks).",
     )
     webhook_events_filter = serializers.ListField(
-        child=serializers.ChoiceField(WebhookEvent.values),
+        child=serializers.ChoiceField(WebhookEvent.choices),
         required=False,
         help_text="Which changes to send: start, progress (at most every 500 ms), completed. "
         "`completed` is always sent.",
@@ -237,9 +242,40 @@ class JobPage(serializers.Serializer):
     results = JobOutput(many=True)
 
 
+class WebhookPayload(serializers.Serializer):
+    type = serializers.ChoiceField(["job.start", "job.progress", "job.completed"])
+    timestamp = serializers.DateTimeField()
+    data = JobOutput(help_text="The job as the API shows it; image URLs need no key (1 hour).")
+
+
+PREFER_WAIT = OpenApiParameter(
+    "Prefer",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="`wait` or `wait=N`: hold the request until the job finishes or N seconds pass "
+    "(at most PREFER_WAIT_MAX_SECONDS, 60 by default), then answer with the job as it is: 201 "
+    "when it finished, 202 when it did not. `Preference-Applied` says the wait used.",
+)
+
+WEBHOOK_CALLBACK = OpenApiCallback(
+    name="webhook",
+    path="{$request.body#/webhook}",
+    decorator=extend_schema(
+        summary="The job's changes, signed as Standard Webhooks say",
+        description="Headers `webhook-id` (the same on every retry), `webhook-timestamp` and "
+        "`webhook-signature` (`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` with the "
+        "secret from GET /api/v1/webhooks/default/secret). Answer 2xx within 5 s; network "
+        "errors, 429 and 5xx are retried with backoff.",
+        request=WebhookPayload,
+        responses={200: OpenApiResponse(description="Received.")},
+    ),
+)
+
+
 def _submit_responses() -> dict[Any, Any]:
     return {
         202: JobOutput,
+        201: OpenApiResponse(JobOutput, description="With `Prefer: wait`: the finished job."),
         200: OpenApiResponse(JobOutput, description="An idempotent replay."),
         **{code: error_response(ERRORS[code]) for code in SUBMIT_ERRORS},
     }
@@ -264,8 +300,9 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
     @extend_schema(
         summary="Ask for images: the job is queued",
         request=GenerationInput,
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
         responses=_submit_responses(),
+        callbacks=[WEBHOOK_CALLBACK],
     )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, GenerationInput)
@@ -281,8 +318,9 @@ class EditCreateApi(GenerationSubmitMixin, APIView):
     @extend_schema(
         summary="Edit a photo: the job is queued",
         request={"multipart/form-data": EditInput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
         responses=_submit_responses(),
+        callbacks=[WEBHOOK_CALLBACK],
     )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, EditInput)

@@ -19,6 +19,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views import View
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from generation.api import GenerationDetailApi
 from generation.notify import RESYNC, job_listen
@@ -65,13 +69,38 @@ def event_stream_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse
     )
 
 
+class JobEventsOpenApi(GenerationDetailApi):
+    """The synchronous half of the events stream: authenticate and find the job (401, 404)."""
+
+    @extend_schema(
+        summary="The job's changes as Server-Sent Events",
+        operation_id="generations_events",
+        description="Events: `job` (the job, first), `status` (started, or queued again), "
+        "`progress` (at most twice a second), `completed` (the job with its images, last; "
+        "then the stream ends). A `:` comment line every EVENTS_KEEPALIVE_SECONDS.",
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR, description="event: job\ndata: {...}\n\n ..."
+            )
+        },
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        return super().get(request, job_id)
+
+
 class JobEventsView(View):
-    """Authenticated and scoped by GenerationDetailApi (401, 404), then streamed."""
+    """Authenticated and scoped by JobEventsOpenApi (401, 404), then streamed."""
 
     http_method_names = ["get"]
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        view = super().as_view(**initkwargs)
+        view.cls, view.initkwargs = JobEventsOpenApi, {}  # drf-spectacular reads the DRF half
+        return view
+
     async def get(self, request: HttpRequest, job_id: Any) -> HttpResponse:
-        detail = await sync_to_async(GenerationDetailApi.as_view())(request, job_id=job_id)
+        detail = await sync_to_async(JobEventsOpenApi.as_view())(request, job_id=job_id)
         if detail.status_code != 200:
             return detail
         job = dict(detail.data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -34,7 +35,7 @@ EVENTS_HELP = "Any of start, progress (at most every 500 ms per job), completed 
 class EndpointInput(StrictSerializer):
     url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
-        child=serializers.ChoiceField(WebhookEvent.values), required=False, help_text=EVENTS_HELP
+        child=serializers.ChoiceField(WebhookEvent.choices), required=False, help_text=EVENTS_HELP
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
@@ -42,7 +43,7 @@ class EndpointInput(StrictSerializer):
 class EndpointUpdateInput(StrictSerializer):
     url = serializers.URLField(max_length=2000, required=False)
     events = serializers.ListField(
-        child=serializers.ChoiceField(WebhookEvent.values), required=False, help_text=EVENTS_HELP
+        child=serializers.ChoiceField(WebhookEvent.choices), required=False, help_text=EVENTS_HELP
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     enabled = serializers.BooleanField(required=False)
@@ -82,6 +83,12 @@ class DeliveryOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+class DeliveryPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DeliveryOutput(many=True)
+
+
 class SecretOutput(serializers.Serializer):
     key = serializers.CharField()
 
@@ -97,7 +104,11 @@ NOT_FOUND = {404: error_response("No such endpoint in this workspace.")}
 
 
 class WebhookEndpointListApi(APIView):
-    @extend_schema(summary="The workspace's webhook endpoints", responses=EndpointOutput(many=True))
+    @extend_schema(
+        summary="The workspace's webhook endpoints",
+        operation_id="webhooks_list",
+        responses=EndpointOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         endpoints = webhook_endpoints_for(request.workspace)
         return Response(EndpointOutput(endpoints, many=True).data)
@@ -115,7 +126,11 @@ class WebhookEndpointListApi(APIView):
 
 
 class WebhookEndpointDetailApi(APIView):
-    @extend_schema(summary="One webhook endpoint", responses={200: EndpointOutput, **NOT_FOUND})
+    @extend_schema(
+        summary="One webhook endpoint",
+        operation_id="webhooks_get",
+        responses={200: EndpointOutput, **NOT_FOUND},
+    )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = get_object_or_404(webhook_endpoints_for(request.workspace), pk=endpoint_id)
         return Response(EndpointOutput(endpoint).data)
@@ -150,13 +165,18 @@ class WebhookSigningSecretApi(APIView):
 class WebhookDeliveryListApi(APIView):
     @extend_schema(
         summary="The workspace's webhook deliveries and their attempts, newest first",
+        operation_id="webhook_deliveries_list",
         parameters=[
-            OpenApiParameter("endpoint", str, description="Only this endpoint's."),
-            OpenApiParameter("job", str, description="Only this job's."),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            OpenApiParameter("endpoint", OpenApiTypes.UUID, description="Only this endpoint's."),
+            OpenApiParameter("job", OpenApiTypes.UUID, description="Only this job's."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100."),
         ],
-        responses=DeliveryOutput(many=True),
+        responses={
+            200: DeliveryPage,
+            400: error_response("`endpoint` or `job` is not a UUID."),
+            404: error_response("Invalid cursor."),
+        },
     )
     def get(self, request: Request) -> Response:
         deliveries = webhook_deliveries_for(request.workspace)
@@ -170,7 +190,11 @@ class WebhookDeliveryListApi(APIView):
 
 
 class WebhookDeliveryDetailApi(APIView):
-    @extend_schema(summary="One delivery and its attempts", responses={200: DeliveryOutput})
+    @extend_schema(
+        summary="One delivery and its attempts",
+        operation_id="webhook_deliveries_get",
+        responses={200: DeliveryOutput},
+    )
     def get(self, request: Request, delivery_id: str) -> Response:
         delivery = get_object_or_404(webhook_deliveries_for(request.workspace), pk=delivery_id)
         return Response(DeliveryOutput(delivery).data)
