@@ -339,7 +339,8 @@ def webhook_post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     if 300 <= response.status < 400:
         location = response.getheader("Location", "")
         return outcome(response.status, f"refused: redirects are not followed ({location})")
-    error = "" if 200 <= response.status < 300 else answer.decode("utf-8", "replace")
+    text = answer.decode("utf-8", "replace")
+    error = "" if 200 <= response.status < 300 else f"HTTP {response.status}: {text}"
     return outcome(response.status, error)
 
 
@@ -391,7 +392,7 @@ def webhook_attempt(*, delivery_id: Any) -> float | None:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         return None
     if endpoint is not None:
-        endpoint_failure(endpoint=endpoint, error=result.error or f"HTTP {result.status}")
+        endpoint_failure(endpoint=endpoint, error=result.error)
     delay = retry_delay(number)
     if result.retryable and timezone.now() + timedelta(seconds=delay) <= delivery.retry_until:
         delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
