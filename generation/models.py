@@ -73,8 +73,9 @@ class Job(models.Model):
     request_hash = models.CharField(max_length=64, blank=True)
     # Where to deliver this job's changes (generation/webhooks.py), and which: any of start,
     # progress, completed (completed is always sent).
-    webhook = models.URLField(max_length=2000, blank=True)
-    webhook_events_filter = models.JSONField(default=list, blank=True)
+    # Defaults in the database too, so that SQL fills (bench/, tests) need not name them.
+    webhook = models.URLField(max_length=2000, blank=True, default="", db_default="")
+    webhook_events_filter = models.JSONField(default=list, blank=True, db_default=[])
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
