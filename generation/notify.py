@@ -41,6 +41,9 @@ CHANNEL = "atelier:job-events"
 STATE_KEY = "atelier:job-state:{}"
 STATE_TTL = 24 * 3600  # seconds; a job older than this is read from the database
 RESYNC = object()  # told to waiters when the subscription was lost and is back
+QUEUE_MOVED = object()  # told to those following a queued job's place: a job left the queue
+# Changes of any job that move the others' places (one was taken, put back or cancelled).
+MOVES_QUEUE = ("start", "requeued", "completed")
 
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -94,6 +97,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.listeners: dict[str, set[asyncio.Queue[Any]]] = {}
+        self.queue_followers: set[JobListener] = set()
         self.client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
         self.ready = asyncio.Event()
         self.reader: asyncio.Task[None] | None = None
@@ -136,6 +140,9 @@ class Hub:
             return
         for queue in self.listeners.get(event.get("id", ""), ()):
             queue.put_nowait(event)
+        if event.get("event") in MOVES_QUEUE:
+            for follower in self.queue_followers:
+                follower.queue_moved()
 
     def _broadcast(self, item: object) -> None:
         for queues in self.listeners.values():
@@ -178,6 +185,12 @@ class JobListener:
         self.job_id = job_id
         self.hub = hub
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.moved_pending = False
+
+    def queue_moved(self) -> None:
+        if not self.moved_pending:  # one is enough until it is read
+            self.moved_pending = True
+            self.queue.put_nowait(QUEUE_MOVED)
 
     async def latest(self) -> dict[str, Any] | None:
         """The job's latest published state; None if none was (still queued, or too old)."""
@@ -185,22 +198,30 @@ class JobListener:
         return json.loads(raw) if raw else None
 
     async def next(self, timeout: float) -> Any:
-        """The next change, RESYNC, or None when `timeout` seconds pass without one."""
+        """The next change, RESYNC, QUEUE_MOVED (when following the queue), or None when
+        `timeout` seconds pass without one."""
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout=max(timeout, 0))
+            item = await asyncio.wait_for(self.queue.get(), timeout=max(timeout, 0))
         except TimeoutError:
             return None
+        if item is QUEUE_MOVED:
+            self.moved_pending = False
+        return item
 
 
 @contextlib.asynccontextmanager
-async def job_listen(job_id: Any) -> AsyncIterator[JobListener]:
-    """Listen to a job's changes. Read `latest()` after entering, never before."""
+async def job_listen(job_id: Any, *, follow_queue: bool = False) -> AsyncIterator[JobListener]:
+    """Listen to a job's changes (and, following the queue, to other jobs leaving it). Read
+    `latest()` after entering, never before."""
     shared = await hub()
     listener = JobListener(str(job_id), shared)
     shared.listeners.setdefault(listener.job_id, set()).add(listener.queue)
+    if follow_queue:
+        shared.queue_followers.add(listener)
     try:
         yield listener
     finally:
+        shared.queue_followers.discard(listener)
         queues = shared.listeners.get(listener.job_id)
         if queues is not None:
             queues.discard(listener.queue)

@@ -3,7 +3,8 @@ Server-Sent Events (htmx's SSE extension swaps each `card` event in; `done` clos
 
 The changes are heard on the one notification path (generation/notify.py), as the API's
 stream hears them: an open card holds no thread and reads the database only when its job
-changed (at most twice a second while it runs). When the stream drops, the card polls
+changed (at most twice a second while it runs; while it waits, when others left the queue,
+at most every 2 s). When the stream drops, the card polls
 GET /jobs/<id>/ until it is back (web/static/web/live.js).
 """
 
@@ -54,14 +55,17 @@ class JobCardEventsView(View):
         finished = 'data-status="queued"' not in first and 'data-status="running"' not in first
         if not finished:
 
-            async def render_finished() -> str:
+            async def render() -> str:
                 html, _ = await off_loop(card_html)(request, job_id)
                 return html
 
-            async for change in job_changes(job_id, render_finished=render_finished):
+            # While the job waits, its card (which tells its place) is rendered again when
+            # other jobs leave the queue, and sent when it changed.
+            changes = job_changes(job_id, render_finished=render, queue_place=render)
+            async for change in changes:
                 if change is None:
                     yield b": keepalive\n\n"
-                elif change[0] == "completed":
+                elif change[0] in ("completed", "queue"):
                     yield sse_html("card", change[1])
                 else:
                     html, _ = await off_loop(card_html)(request, job_id)
