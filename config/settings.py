@@ -371,6 +371,8 @@ WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_MS", 5000, minimum=1) /
 WEBHOOK_RETRY_MAX_DELAY = env_int("WEBHOOK_RETRY_MAX_DELAY", 1800, minimum=1)
 WEBHOOK_RETRY_WINDOW = env_int("WEBHOOK_RETRY_WINDOW", 6 * 3600, minimum=0)
 WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 3 * 24 * 3600, minimum=0)
+# Finished deliveries and their attempts are kept this long (the hourly expire task).
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, minimum=1)
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
 WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS", [])
 WEBHOOK_MAX_BODY_BYTES = 256 * 1024  # a job's JSON is a few kB

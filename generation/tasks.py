@@ -13,7 +13,12 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from generation.maintenance import images_expire, jobs_sweep, source_photos_expire
+from generation.maintenance import (
+    images_expire,
+    jobs_sweep,
+    source_photos_expire,
+    webhook_deliveries_expire,
+)
 from generation.queue import worker_alive
 from generation.tickets import tickets_resend
 from generation.webhooks import webhook_attempt
@@ -69,6 +74,9 @@ def expire_images() -> None:
     photos = source_photos_expire()
     if photos:
         logger.info("Deleted %d uploaded photos of edits that made no image", photos)
+    deliveries = webhook_deliveries_expire()
+    if deliveries:
+        logger.info("Deleted %d webhook deliveries past their retention", deliveries)
 
 
 @shared_task(

@@ -127,3 +127,17 @@ def test_refusals_are_answered_at_once_as_without_the_header(bob: Person) -> Non
     )
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "width"
+
+
+def test_an_idempotent_replay_of_a_finished_job_is_a_200_with_prefer_wait(
+    alice: Person,
+) -> None:
+    headers = {"HTTP_IDEMPOTENCY_KEY": "once"}
+    first = alice.client().post("/api/v1/generations", small_job(), format="json", **headers)
+    alice.client().post(f"/api/v1/generations/{first.json()['id']}/cancel")
+    again = alice.client().post(
+        "/api/v1/generations", small_job(), format="json", HTTP_PREFER="wait=5", **headers
+    )
+    assert again.status_code == 200, again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["status"] == "cancelled"
