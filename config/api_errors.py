@@ -50,6 +50,7 @@ STATUS_BY_CODE = {
     "idempotency_key_reused": 409,
     "job_not_cancellable": 409,
     "job_not_retryable": 409,
+    "delivery_pending": 409,
     "invitation_used": 409,
     "already_subscribed": 409,
     "no_billing_account": 409,

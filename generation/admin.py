@@ -7,7 +7,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.errors import DomainError
-from generation.models import Image, Job, PolicyRefusal, PolicyRule, PolicyRuleTranslation
+from generation.models import (
+    Image,
+    Job,
+    PolicyRefusal,
+    PolicyRule,
+    PolicyRuleTranslation,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from generation.webhooks import webhook_redeliver
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
@@ -110,3 +120,53 @@ class PolicyRefusalAdmin(admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Mark as reviewed"))
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
         queryset.update(reviewed=True)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "workspace", "enabled", "failing_since", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["url", "workspace__name"]
+    readonly_fields = ["secret", "failing_since", "disabled_reason", "created_at"]
+    raw_id_fields = ["workspace"]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "number", "started_at", "latency_ms", "response_status", "error", "succeeded",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Every delivery and its attempts; operators may send one again."""
+
+    list_display = ["created_at", "workspace", "event", "url", "status", "attempts", "job"]
+    list_filter = ["status", "event"]
+    search_fields = ["url", "workspace__name", "job__id"]
+    readonly_fields = [
+        "workspace", "job", "endpoint", "url", "event", "payload", "status", "attempts",
+        "next_attempt_at", "retry_until", "created_at",
+    ]  # fmt: skip
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Redeliver the selected deliveries (same webhook-id and body)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        sent = 0
+        for delivery in queryset:
+            try:
+                webhook_redeliver(delivery=delivery)
+                sent += 1
+            except DomainError as error:
+                self.message_user(request, f"{delivery.pk}: {error.message}", messages.WARNING)
+        self.message_user(request, f"{sent} delivery(ies) queued again.")

@@ -72,6 +72,11 @@ class Job(models.Model):
 
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True)
+    # Where to deliver this job's changes (generation/webhooks.py), and which: any of start,
+    # progress, completed (completed is always sent).
+    # Defaults in the database too, so that SQL fills (bench/, tests) need not name them.
+    webhook = models.URLField(max_length=2000, blank=True, default="", db_default="")
+    webhook_events_filter = models.JSONField(default=list, blank=True, db_default=[])
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -284,3 +289,112 @@ class PolicyRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} in {self.workspace}"
+
+
+class WebhookEvent(models.TextChoices):
+    START = "start", "Start"
+    PROGRESS = "progress", "Progress"
+    COMPLETED = "completed", "Completed"
+
+
+class WebhookSigningSecret(models.Model):
+    """The secret that signs a workspace's per-job webhooks (made on first use)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"signing secret of {self.workspace_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL a workspace registered for every job's changes. Its secret is shown once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, blank=True)  # WebhookEvent values; completed always
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    # Since when every attempt failed (None: the last one succeeded); past
+    # WEBHOOK_DISABLE_AFTER the endpoint is disabled and its workspace's owners are told.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one URL: sent, retried with backoff, recorded attempt by attempt. Its id
+    is the `webhook-id` every attempt carries, so receivers can drop duplicates."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        help_text="Empty: the job's own `webhook`.",
+    )
+    url = models.URLField(max_length=2000)
+    event = models.CharField(max_length=16, choices=WebhookEvent.choices)
+    payload = models.JSONField(null=True, blank=True)  # rendered at the first attempt
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.url} ({self.status})"
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{self.id.hex}"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField()
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="one_attempt_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
