@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint format bench-admission bench-worker bench-overload bench-queue \
+.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-overload bench-queue \
 	bench-front-door
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -12,7 +12,27 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)
+# Translations: locale/<language>/LC_MESSAGES/django.po is the source (in git); the .mo the
+# server reads is compiled from it (never committed), with Debian's gettext.
+MSGFMT := /usr/bin/msgfmt
+PO := $(wildcard locale/*/LC_MESSAGES/django.po)
+MO := $(PO:.po=.mo)
+MAKEMESSAGES := DEBUG=true $(PY) manage.py makemessages --all --no-location --no-obsolete \
+	--ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' \
+	--ignore 'models/*' --ignore 'test-output/*'
+
+$(MSGFMT):
+	apt-get update && apt-get install -y gettext
+
+locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | $(STAMP) $(MSGFMT)
+	DEBUG=true $(PY) manage.py compilemessages --locale $* --ignore '.venv' --ignore 'var' \
+		--ignore 'test-output'
+
+# After changing marked strings: add them to every catalogue, then translate them there.
+messages: $(STAMP) | $(MSGFMT)
+	$(MAKEMESSAGES)
+
+run: $(STAMP) $(MO)
 	$(PY) platform/launch.py run
 
 # The browser tests drive Debian's Chromium (never a downloaded browser build).
@@ -21,19 +41,25 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(MO)
 	$(PY) platform/launch.py test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 admin: $(STAMP)
 	$(PY) platform/launch.py manage createsuperuser
 
 # ruff; the layers (import-linter, contracts in pyproject.toml); types where they pay (mypy
-# on the services, selectors and the worker; it reads the settings, hence DEBUG).
-lint: $(STAMP)
+# on the services, selectors and the worker; it reads the settings, hence DEBUG); every
+# marked string translated in every catalogue.
+lint: $(STAMP) lint-messages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	DEBUG=true $(VENV)/bin/mypy
+
+# The catalogues hold every marked string (makemessages adds any new one, untranslated),
+# none untranslated or fuzzy, and their placeholders match (msgfmt --check).
+lint-messages: $(STAMP) | $(MSGFMT)
+	sh platform/check_messages.sh "$(MAKEMESSAGES)" $(PO)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

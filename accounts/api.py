@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -175,7 +176,7 @@ class LoginApi(JsonOnlyMixin, APIView):
             password=data.validated_data["password"],
         )
         if user is None:
-            raise DomainError("Wrong email or password.", code="invalid_credentials")
+            raise DomainError(_("Wrong email or password."), code="invalid_credentials")
         # Only after the password: an unknown address and a wrong password answer alike.
         if not user_is_verified(user):
             verification_send(request._request, email_address_to_verify(user=user), signup=False)

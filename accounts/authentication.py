@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.authentication import (
     BaseAuthentication,
@@ -32,7 +34,7 @@ def scope_request(request: Request, *, workspace: Workspace, api_key: ApiKey | N
 
 
 class InvalidApiKey(exceptions.AuthenticationFailed):
-    default_detail = "Incorrect API key provided."
+    default_detail = gettext_lazy("Incorrect API key provided.")
     default_code = "invalid_api_key"
 
 
@@ -42,7 +44,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header or header[0].lower() != b"bearer":
             return None
         if len(header) != 2:
-            raise InvalidApiKey("Malformed Authorization header: use 'Bearer <api key>'.")
+            raise InvalidApiKey(_("Malformed Authorization header: use 'Bearer <api key>'."))
         try:
             raw = header[1].decode()
         except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.key_cache import verified_keys
 from accounts.models import ApiKey, Membership, User, Workspace
@@ -80,7 +81,7 @@ def api_key_revoke_by_member(*, key: ApiKey, membership: Membership) -> None:
         raise ValueError("the key belongs to another workspace")  # views scope their lookups
     if membership.role not in MANAGER_ROLES and key.created_by_id != membership.user_id:
         raise AdminRequired(
-            "Only the workspace's owner or admins can revoke keys that other members made."
+            _("Only the workspace's owner or admins can revoke keys that other members made.")
         )
     api_key_revoke(key=key)
 

@@ -11,6 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.key_cache import verified_keys
 from accounts.keys import API_KEY_PREFIX, api_key_create, api_keys_revoke
@@ -30,8 +31,11 @@ class EmailUnverified(DomainError):
 
     def __init__(self, *, email: str) -> None:
         super().__init__(
-            f"Confirm your email address first: follow the link we sent to {email} "
-            "(a new one is on its way if the last was sent more than a few minutes ago).",
+            _(
+                "Confirm your email address first: follow the link we sent to %(email)s "
+                "(a new one is on its way if the last was sent more than a few minutes ago)."
+            )
+            % {"email": email},
             email=email,
         )
 
@@ -170,14 +174,20 @@ def invitation_create(
     """Invite `email` to a team workspace. `allows_teams` is the workspace's plan's say."""
     if workspace.personal or not allows_teams:
         raise DomainError(
-            "Members can be invited to a team workspace on a plan with teams. "
-            "Upgrade this workspace's plan to invite people.",
+            _(
+                "Members can be invited to a team workspace on a plan with teams. "
+                "Upgrade this workspace's plan to invite people."
+            ),
             code="teams_need_paid_plan",
         )
     email = User.objects.normalize_email(email).lower()
     if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
-        raise DomainError(f"{email} is already a member.", code="already_member", param="email")
-    invitation, _ = Invitation.objects.get_or_create(
+        raise DomainError(
+            _("%(email)s is already a member.") % {"email": email},
+            code="already_member",
+            param="email",
+        )
+    invitation, _created = Invitation.objects.get_or_create(
         workspace=workspace,
         email=email,
         accepted_at=None,
@@ -191,7 +201,8 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Join the invited workspace. Only the invited address can accept, and only once."""
     if user.email.lower() != invitation.email.lower():
         raise DomainError(
-            f"This invitation is for {invitation.email}. Sign in with that address to accept it.",
+            _("This invitation is for %(email)s. Sign in with that address to accept it.")
+            % {"email": invitation.email},
             code="invitation_wrong_user",
         )
     accepted = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
@@ -200,9 +211,15 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if not accepted:  # a second click on the link is fine; someone else's use is not
         membership = Membership.objects.filter(user=user, workspace=invitation.workspace).first()
         if membership is None:
-            raise DomainError("This invitation was already used.", code="invitation_used")
+            raise DomainError(_("This invitation was already used."), code="invitation_used")
         return membership
-    membership, _ = Membership.objects.get_or_create(
+    membership, _created = Membership.objects.get_or_create(
         user=user, workspace=invitation.workspace, defaults={"role": invitation.role}
     )
     return membership
+
+
+def user_language_set(*, user: User, language: str) -> None:
+    """Remember the language a signed-in person chose in the header's switcher."""
+    User.objects.filter(pk=user.pk).update(language=language)
+    user.language = language

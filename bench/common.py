@@ -25,6 +25,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The servers run as production runs them (DEBUG off: no per-query recording, no debug
+# pages), over plain HTTP on loopback. `make bench-*` starts under launch.py test, whose
+# DEBUG=true is for the benchmark's own process only.
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_COOKIES": "false",
+}
+
+
 @contextmanager
 def gunicorn(
     *,
@@ -45,7 +56,7 @@ def gunicorn(
             "--access-logfile", "/dev/null",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "ERROR", **(env or {})},
+        env={**os.environ, **PRODUCTION, "LOG_LEVEL": "ERROR", **(env or {})},
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -357,6 +357,69 @@ async def burst(url: str, keys: list[str]) -> tuple[Counter[str], int, int]:
 # -- the run --------------------------------------------------------------------------------
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_markers(web_url: str) -> dict[str, str]:
+    """What names the processes of each part in a command line (its own or its parent's):
+    this run's web server by its port, its PostgreSQL by its data directory, its Redis by
+    its port. Other processes (wrk, which starts and ends within a run, among them) are not
+    counted."""
+    redis = urlparse(settings.REDIS_URL)
+    return {
+        "web": f":{urlparse(web_url).port} ",
+        "PostgreSQL": str(settings.DATABASES["default"]["HOST"]),
+        "Redis": f"{redis.hostname}:{redis.port}",
+    }
+
+
+def cpu_by_group(markers: dict[str, str]) -> dict[str, dict[int, float]]:
+    """CPU seconds (user + system) so far of each part's processes, by pid."""
+    processes: dict[int, tuple[int, str, float]] = {}  # pid: (parent, command, seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        seconds = (int(stat[11]) + int(stat[12])) / _TICKS
+        processes[int(entry.name)] = (int(stat[1]), command, seconds)
+    groups: dict[str, dict[int, float]] = {name: {} for name in markers}
+    for pid, (parent, command, seconds) in processes.items():
+        parent_command = processes.get(parent, (0, "", 0.0))[1]
+        for name, marker in markers.items():
+            if marker in command or marker in parent_command:
+                groups[name][pid] = seconds
+                break
+    return groups
+
+
+def cpu_spent(markers: dict[str, str], before: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each part spent since `before` (a process started since counts whole)."""
+    after = cpu_by_group(markers)
+    return {
+        name: sum(seconds - before[name].get(pid, 0.0) for pid, seconds in pids.items())
+        for name, pids in after.items()
+    }
+
+
+def print_cpu_per_request(label: str, result: WrkResult, spent: dict[str, float]) -> None:
+    """Where a request's CPU went on this machine, and the rate that allows: the cores are
+    shared by the web processes, PostgreSQL and Redis (and wrk, not counted here)."""
+    served = max(result.requests, 1)
+    per_request = {name: 1000 * seconds / served for name, seconds in spent.items()}
+    server_ms = sum(per_request.values())
+    cores = os.cpu_count() or 1
+    print(
+        f"  CPU per {label}: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_request.items())
+        + f"; the server's {server_ms:.2f} ms allow at most "
+        f"{1000 * cores / max(server_ms, 0.001):.0f}/s on {cores} cores"
+    )
+
+
 def reference_server() -> contextlib.AbstractContextManager[str]:
     """gthread WSGI as the issue measured it: 2 workers x 4 threads, persistent connections."""
     return gunicorn(
@@ -383,17 +446,24 @@ def main() -> None:
         wrk(f"{reference}/healthz", connections=16, seconds=2)  # warm both up
         wrk(f"{shipped}/healthz", connections=16, seconds=2)
         references, shippeds = [], []
+        hello_cpu: dict[str, float] = {}
+        reference_parts, parts = cpu_markers(reference), cpu_markers(shipped)
         for _ in range(ROUNDS):
+            cpu_before = cpu_by_group(reference_parts)
             references.append(wrk(f"{reference}/healthz", connections=16))
+            hello_cpu = cpu_spent(reference_parts, cpu_before)
             shippeds.append(wrk(f"{shipped}/healthz", connections=16))
+        print_cpu_per_request("reference hello", references[-1], hello_cpu)
         reference_rps = statistics.mean(r.rps for r in references)
         shipped_rps = statistics.mean(r.rps for r in shippeds)
         for label, results in (("reference gthread", references), ("shipped", shippeds)):
             for result in results:
                 print(f"hello  {label:18} {result}")
 
+        cpu_before = cpu_by_group(parts)
         me = wrk(f"{shipped}/api/v1/me", connections=16, script=me_script)
         print(f"GET /api/v1/me             {me}")
+        print_cpu_per_request("GET /api/v1/me", me, cpu_spent(parts, cpu_before))
         small_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
         queue_small = submit_p50_ms(shipped, keys)
         print(
@@ -405,8 +475,10 @@ def main() -> None:
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
         )
         print(f"POST submit, 4 conns (wrk):  {submit_small}")
+        cpu_before = cpu_by_group(parts)
         submit = wrk(f"{shipped}/api/v1/generations", connections=16, script=submit_script)
         print(f"POST submit, 16 conns:     {submit}")
+        print_cpu_per_request("submission", submit, cpu_spent(parts, cpu_before))
         small_claim = claim_ms()
         print(f"worker claim at ~{small_depth} queued: {small_claim:.1f} ms")
 

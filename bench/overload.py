@@ -77,6 +77,10 @@ class Outcome:
     retried: bool = False
     retry_status: int = 0
     job_ids: list[str] = field(default_factory=list)
+    # Sent with the first attempt and the retry, as a careful API client does: the server
+    # keeps a refused request's slot in the waiting room for that request (the same body
+    # under the same key), not for another request of its workspace.
+    idempotency_key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def configure_plans() -> dict[str, Plan]:
@@ -176,7 +180,11 @@ class Load:
             try:
                 response = session.post(
                     f"{self.url}/api/v1/generations", json=BODY,
-                    headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "Idempotency-Key": outcome.idempotency_key,
+                    },
+                    timeout=60,
                 )  # fmt: skip
             except requests.RequestException:
                 session = requests.Session()  # the server dropped the connection: count it
@@ -195,6 +203,13 @@ class Load:
             with self.lock:
                 self.pending -= 1
                 self.lock.notify_all()
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def drain(timeout: float = 900) -> None:
@@ -222,6 +237,7 @@ def main() -> None:
     paid_keys = [new_key(plans["pro"]) for _ in range(PAID_WORKSPACES)]
     flood_key = new_key(plans["team"])
     outcomes: list[Outcome] = []
+    busy_share: dict[int, float] = {}  # the machine's CPU in use while each level's load ran
     workers = start_workers()
     try:
         with gunicorn() as url:
@@ -242,7 +258,10 @@ def main() -> None:
                     outcomes.append(outcome)
                     load.schedule(at, outcome, flood_key)
                 print(f"{level}x: offering {level * CAPACITY:.0f} images/s for {PHASE_SECONDS} s")
+                busy, total = cpu_times()
                 load.run()
+                busy_after, total_after = cpu_times()
+                busy_share[level] = (busy_after - busy) / max(total_after - total, 1)
                 drain()
     finally:
         for worker in workers:
@@ -265,6 +284,18 @@ def main() -> None:
             f"({len(waits[level])} jobs)"
         )
     ratio = p95[10] / max(p95[1], 0.001)
+    free_waits: dict[int, list[float]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.kind == "free":
+            for job_id in outcome.job_ids:
+                job = jobs[job_id]
+                free_waits[outcome.phase].append((job.started_at - job.created_at).total_seconds())
+    for level in LEVELS:
+        print(
+            f"free wait at {level:2d}x: p50 {percentile(free_waits[level], 0.5):5.2f} s, "
+            f"p95 {percentile(free_waits[level], 0.95):5.2f} s "
+            f"(promised at most {plans['free'].max_wait_seconds} s; {len(free_waits[level])} jobs)"
+        )
 
     free_10x = [o for o in outcomes if o.kind == "free" and o.phase == 10]
     free_accept = sum(o.first_status == 202 for o in free_10x) / max(len(free_10x), 1)
@@ -285,6 +316,10 @@ def main() -> None:
     lost += abs(counted - totals.get("reserve", 0) + totals.get("release", 0))
 
     print(f"paid p95 ratio 10x/1x: {ratio:.2f} (goal <= 2)")
+    print(
+        "machine CPU in use while the load ran: "
+        + ", ".join(f"{level}x {share:.0%}" for level, share in busy_share.items())
+    )
     print(f"free acceptance at 10x (first attempt): {free_accept:.2f}")
     print(
         f"retries accepted: {retry_success:.2f} of {len(retried)} (goal >= 0.8); "

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.models import (
     AllowanceCounter,
@@ -135,17 +137,25 @@ class StripeEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     actions = ["replay"]
 
-    @admin.action(description="Replay the selected events (reads Stripe's current state)")
+    @admin.action(
+        description=gettext_lazy("Replay the selected events (reads Stripe's current state)")
+    )
     def replay(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         results = [stripe_event_replay(event=event) for event in queryset.order_by("received_at")]
         failed = [event.event_id for event in results if event.status == event.Status.FAILED]
         if failed:
             self.message_user(
-                request, f"Failed again: {', '.join(failed)}. See each event's error.",
+                request,
+                _("Failed again: %(events)s. See each event's error.")
+                % {"events": ", ".join(failed)},
                 messages.ERROR,
             )  # fmt: skip
         else:
-            self.message_user(request, f"Replayed {len(results)} event(s).", messages.SUCCESS)
+            self.message_user(
+                request,
+                _("Replayed %(count)d event(s).") % {"count": len(results)},
+                messages.SUCCESS,
+            )
 
 
 @admin.register(OperatorSwitches)

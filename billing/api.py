@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -32,7 +33,7 @@ class IsWorkspaceOwner(BasePermission):
         membership = membership_of(request.user, request.workspace)
         if membership is None or membership.role != Membership.Role.OWNER:
             raise DomainError(
-                "Only the workspace's owner can manage its billing.",
+                _("Only the workspace's owner can manage its billing."),
                 code="owner_required",
             )
         return True

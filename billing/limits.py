@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django_ratelimit.core import get_usage
 
 from accounts.models import Workspace
 from billing.models import Plan
 from billing.selectors import QuotaStatus
-from config.durations import compact_duration
+from config.durations import compact_duration, wait_text
 from config.errors import DomainError
 
 SUBMIT_GROUP = "generation.submit"
@@ -36,7 +37,12 @@ class RateLimited(DomainError):
 
     def __init__(self, *, limit: int, retry_after: int) -> None:
         super().__init__(
-            f"Rate limit of {limit} requests per minute reached. Retry in {retry_after} s.",
+            ngettext(
+                "Rate limit of %(limit)d request per minute reached. Retry in %(wait)s.",
+                "Rate limit of %(limit)d requests per minute reached. Retry in %(wait)s.",
+                limit,
+            )
+            % {"limit": limit, "wait": wait_text(retry_after)},
             limit=limit,
             retry_after=retry_after,
         )

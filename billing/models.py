@@ -13,14 +13,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Lane(models.TextChoices):
-    PRIORITY = "priority", "Priority"
-    STANDARD = "standard", "Standard"
-    FREE = "free", "Free"
+    PRIORITY = "priority", _("Priority")
+    STANDARD = "standard", _("Standard")
+    FREE = "free", _("Free")
 
 
 class Plan(models.Model):
@@ -29,11 +30,11 @@ class Plan(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     is_default = models.BooleanField(
-        default=False, help_text="The plan of every workspace without a subscription."
+        default=False, help_text=_("The plan of every workspace without a subscription.")
     )
-    daily_images = models.PositiveIntegerField(help_text="Images per quota window.")
+    daily_images = models.PositiveIntegerField(help_text=_("Images per quota window."))
     window_hours = models.PositiveIntegerField(
-        default=24, help_text="Length of the quota window; 24 is the calendar day in UTC."
+        default=24, help_text=_("Length of the quota window; 24 is the calendar day in UTC.")
     )
     images_per_request = models.PositiveIntegerField(default=1)
     max_width = models.PositiveIntegerField(default=512)
@@ -43,16 +44,16 @@ class Plan(models.Model):
     lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.FREE)
     max_jobs_in_flight = models.PositiveIntegerField(default=1)
     max_wait_seconds = models.PositiveIntegerField(
-        default=120, help_text="Longest acceptable queue wait before new jobs are shed."
+        default=120, help_text=_("Longest acceptable queue wait before new jobs are shed.")
     )
     retention_days = models.PositiveIntegerField(default=7)
     allows_teams = models.BooleanField(default=False)
-    price_cents = models.PositiveIntegerField(default=0, help_text="Monthly price in cents.")
+    price_cents = models.PositiveIntegerField(default=0, help_text=_("Monthly price in cents."))
     stripe_price_id = models.CharField(
-        max_length=100, blank=True, help_text="Set by manage.py sync_stripe_plans."
+        max_length=100, blank=True, help_text=_("Set by manage.py sync_stripe_plans.")
     )
     stripe_product_id = models.CharField(
-        max_length=100, blank=True, help_text="Set by manage.py sync_stripe_plans."
+        max_length=100, blank=True, help_text=_("Set by manage.py sync_stripe_plans.")
     )
     sort_order = models.PositiveIntegerField(default=0)
 
@@ -90,14 +91,14 @@ class Subscription(models.Model):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        TRIALING = "trialing", "Trialing"
-        PAST_DUE = "past_due", "Past due"
-        UNPAID = "unpaid", "Unpaid"
-        CANCELED = "canceled", "Canceled"
-        INCOMPLETE = "incomplete", "Incomplete"
-        INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
-        PAUSED = "paused", "Paused"
+        ACTIVE = "active", _("Active")
+        TRIALING = "trialing", _("Trialing")
+        PAST_DUE = "past_due", _("Past due")
+        UNPAID = "unpaid", _("Unpaid")
+        CANCELED = "canceled", _("Canceled")
+        INCOMPLETE = "incomplete", _("Incomplete")
+        INCOMPLETE_EXPIRED = "incomplete_expired", _("Incomplete, expired")
+        PAUSED = "paused", _("Paused")
 
     # Statuses in which the subscription's plan applies (the payment ones only until the
     # grace period ends), and those a Stripe subscription never leaves.
@@ -116,20 +117,20 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     pending_plan = models.ForeignKey(
         Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="A downgrade that takes effect at pending_plan_at (the paid period's end).",
+        help_text=_("A downgrade that takes effect at pending_plan_at (the paid period's end)."),
     )  # fmt: skip
     pending_plan_at = models.DateTimeField(null=True, blank=True)
     grace_period_ends_at = models.DateTimeField(
-        null=True, blank=True, help_text="After a failed payment: the plan applies until then."
+        null=True, blank=True, help_text=_("After a failed payment: the plan applies until then.")
     )
     checkout_session_id = models.CharField(
-        max_length=200, blank=True, help_text="A Checkout started and not yet completed."
+        max_length=200, blank=True, help_text=_("A Checkout started and not yet completed.")
     )
     stripe_created_at = models.DateTimeField(
-        null=True, blank=True, help_text="When Stripe created the subscription."
+        null=True, blank=True, help_text=_("When Stripe created the subscription.")
     )
     stripe_synced_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the state stored here was read from Stripe."
+        null=True, blank=True, help_text=_("When the state stored here was read from Stripe.")
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -163,10 +164,10 @@ class CheckoutSession(models.Model):
     billing/stripe_webhooks.py for the rule when two of them are paid)."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        COMPLETED = "completed", "Completed"
-        EXPIRED = "expired", "Expired"
-        REFUSED = "refused", "Refused: a second subscription, refunded and cancelled"
+        OPEN = "open", _("Open")
+        COMPLETED = "completed", _("Completed")
+        EXPIRED = "expired", _("Expired")
+        REFUSED = "refused", _("Refused: a second subscription, refunded and cancelled")
 
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="checkout_sessions"
@@ -175,7 +176,7 @@ class CheckoutSession(models.Model):
     stripe_session_id = models.CharField(max_length=255, unique=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     stripe_subscription_id = models.CharField(
-        max_length=100, blank=True, help_text="The subscription its completion made."
+        max_length=100, blank=True, help_text=_("The subscription its completion made.")
     )
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -191,14 +192,14 @@ class PlanChange(models.Model):
     """One change of a workspace's plan, now or scheduled, and why: the billing audit log."""
 
     class Cause(models.TextChoices):
-        SUBSCRIBED = "subscribed", "Subscribed"
-        UPGRADED = "upgraded", "Upgraded"
-        DOWNGRADED = "downgraded", "Downgraded"
-        DOWNGRADE_SCHEDULED = "downgrade_scheduled", "Downgrade at period end"
-        CANCELED = "canceled", "Subscription ended"
-        PAYMENT_FAILED = "payment_failed", "Payment failed: drop after the grace period"
-        PAYMENT_RECOVERED = "payment_recovered", "Payment recovered"
-        SCHEDULE_CANCELLED = "schedule_cancelled", "Scheduled change cancelled"
+        SUBSCRIBED = "subscribed", _("Subscribed")
+        UPGRADED = "upgraded", _("Upgraded")
+        DOWNGRADED = "downgraded", _("Downgraded")
+        DOWNGRADE_SCHEDULED = "downgrade_scheduled", _("Downgrade at period end")
+        CANCELED = "canceled", _("Subscription ended")
+        PAYMENT_FAILED = "payment_failed", _("Payment failed: drop after the grace period")
+        PAYMENT_RECOVERED = "payment_recovered", _("Payment recovered")
+        SCHEDULE_CANCELLED = "schedule_cancelled", _("Scheduled change cancelled")
 
     workspace = models.ForeignKey(
         "accounts.Workspace", on_delete=models.CASCADE, related_name="plan_changes"
@@ -225,9 +226,9 @@ class StripeEvent(models.Model):
     """A webhook event, stored once by its Stripe id, and what processing it did."""
 
     class Status(models.TextChoices):
-        STARTED = "started", "Started"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        STARTED = "started", _("Started")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100)
@@ -240,7 +241,7 @@ class StripeEvent(models.Model):
         "accounts.Workspace", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="stripe_events",
     )  # fmt: skip
-    stripe_created_at = models.DateTimeField(help_text="When Stripe created the event.")
+    stripe_created_at = models.DateTimeField(help_text=_("When Stripe created the event."))
     received_at = models.DateTimeField(default=timezone.now)
     attempted_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -262,10 +263,12 @@ class QuotaOverride(models.Model):
         "accounts.Workspace", on_delete=models.CASCADE, related_name="quota_overrides"
     )
     daily_images = models.PositiveIntegerField(
-        help_text="Images per window while in force, for this workspace alone (on the free "
-        "plan, instead of its owner's allowance shared by all their free workspaces)."
+        help_text=_(
+            "Images per window while in force, for this workspace alone (on the free "
+            "plan, instead of its owner's allowance shared by all their free workspaces)."
+        )
     )
-    until = models.DateTimeField(null=True, blank=True, help_text="Empty: until removed.")
+    until = models.DateTimeField(null=True, blank=True, help_text=_("Empty: until removed."))
     reason = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -331,10 +334,10 @@ class QuotaLedgerEntry(models.Model):
     """Reserve on admission, then exactly one of capture (success) or release (refund)."""
 
     class Kind(models.TextChoices):
-        RESERVE = "reserve", "Reserve"
-        CAPTURE = "capture", "Capture"
-        RELEASE = "release", "Release"
-        REFUND = "refund", "Refund"  # an operator gives a captured job's images back
+        RESERVE = "reserve", _("Reserve")
+        CAPTURE = "capture", _("Capture")
+        RELEASE = "release", _("Release")
+        REFUND = "refund", _("Refund")  # an operator gives a captured job's images back
 
     job = models.ForeignKey("generation.Job", on_delete=models.CASCADE, related_name="ledger")
     workspace = models.ForeignKey(
@@ -352,7 +355,7 @@ class QuotaLedgerEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "quota ledger entries"
+        verbose_name_plural = _("quota ledger entries")
         constraints = [
             models.UniqueConstraint(fields=["job", "kind"], name="one_entry_per_job_and_kind"),
             models.UniqueConstraint(
@@ -371,20 +374,20 @@ class OperatorSwitches(models.Model):
     """The operators' levers for a day of overload; one row, read within seconds."""
 
     free_tier_paused = models.BooleanField(
-        default=False, help_text="Refuse new jobs from workspaces on the default plan."
+        default=False, help_text=_("Refuse new jobs from workspaces on the default plan.")
     )
     free_daily_images = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Temporary images per window for the default plan (e.g. 1 instead of 3).",
+        help_text=_("Temporary images per window for the default plan (e.g. 1 instead of 3)."),
     )
     max_queued_jobs = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Refuse new free and standard jobs while this many jobs are queued.",
+        help_text=_("Refuse new free and standard jobs while this many jobs are queued."),
     )
     banner = models.CharField(
-        max_length=300, blank=True, help_text="Shown in the app and returned by the API."
+        max_length=300, blank=True, help_text=_("Shown in the app and returned by the API.")
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
@@ -393,8 +396,8 @@ class OperatorSwitches(models.Model):
 
     class Meta:
         db_table = "generation_operatorswitches"  # made by generation's migrations
-        verbose_name = "operator switches"
-        verbose_name_plural = "operator switches"
+        verbose_name = _("operator switches")
+        verbose_name_plural = _("operator switches")
 
     def __str__(self) -> str:
         return "Operator switches"

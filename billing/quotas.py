@@ -19,6 +19,9 @@ from typing import Any, Protocol
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from billing.models import AllowanceCounter, Plan, QuotaCounter, QuotaLedgerEntry
 from billing.selectors import LIMIT_SQL, quota_params
@@ -41,15 +44,28 @@ class QuotaExceeded(DomainError):
         workspaces (the refusal says so: this workspace alone may have made nothing)."""
         wait = max(int((reset_at - timezone.now()).total_seconds()), 1)
         shared = (
-            "Free images are counted per person, across all the free workspaces of this "
-            "workspace's owner. "
+            _(
+                "Free images are counted per person, across all the free workspaces of this "
+                "workspace's owner."
+            )
+            + " "
             if allowance
             else ""
         )
+        used_up = ngettext(
+            "You have used all %(limit)d image of your quota. It resets at %(at)s UTC "
+            "(in %(wait)s).",
+            "You have used all %(limit)d images of your quota. It resets at %(at)s UTC "
+            "(in %(wait)s).",
+            limit,
+        ) % {
+            "limit": limit,
+            "at": date_format(reset_at, "DATETIME_FORMAT"),
+            "wait": duration_text(wait),
+        }
+        upgrade = _("Upgrade your plan for a larger quota.")
         super().__init__(
-            f"You have used all {limit} images of your quota. It resets at "
-            f"{reset_at:%Y-%m-%d %H:%M} UTC (in {duration_text(wait)}). "
-            f"{shared}Upgrade your plan for a larger quota.",
+            f"{used_up} {shared}{upgrade}",
             limit=limit,
             reset_at=reset_at,
             retry_after=wait,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from config.errors import DomainError
 
@@ -25,8 +26,10 @@ class BillingNotConfigured(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Billing is not set up on this server: no Stripe key is configured. Everything "
-            "else works, and this workspace keeps its current plan."
+            _(
+                "Billing is not set up on this server: no Stripe key is configured. Everything "
+                "else works, and this workspace keeps its current plan."
+            )
         )
 
 
@@ -53,13 +56,17 @@ class StripeRequestFailed(DomainError):
     code = "stripe_error"
 
     def __init__(self, *, action: str, error: stripe.StripeError) -> None:
-        reason = error.user_message or "it did not answer"
+        reason = error.user_message or _("it did not answer")
         retry: dict[str, Any] = (
             {"retry_after": STRIPE_RETRY_AFTER} if stripe_transient(error) else {}
         )
         super().__init__(
-            f"Stripe could not {action}: {reason.rstrip('.')}. Nothing was changed or "
-            "charged; please try again in a moment.",
+            _(
+                "Stripe could not %(action)s: %(reason)s. Nothing was changed or charged; "
+                "please try again in a moment."
+            )
+            # The actions people meet are marked with gettext_noop where they are named.
+            % {"action": _(action), "reason": reason.rstrip(".")},
             **retry,
         )
 

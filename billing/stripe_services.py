@@ -18,6 +18,8 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import User, Workspace
 from billing.checkouts import checkout_record
@@ -64,7 +66,7 @@ def billing_customer_ensure(*, workspace: Workspace, user: User) -> str:
         return existing
     client = stripe_client()
     customer = stripe_call(
-        "create the customer",
+        gettext_noop("create the customer"),
         lambda: client.v1.customers.create(
             params={
                 "email": user.email,
@@ -101,7 +103,7 @@ def checkout_session_start(
     plan = Plan.objects.filter(slug=plan_slug, is_default=False).first()
     if plan is None or not plan.stripe_price_id:
         raise DomainError(
-            f"There is no paid plan {plan_slug!r} to subscribe to.",
+            _("There is no paid plan %(plan)r to subscribe to.") % {"plan": plan_slug},
             code="plan_not_available",
             param="plan",
         )
@@ -112,14 +114,16 @@ def checkout_session_start(
         and current.status not in REPLACEABLE_STATUSES
     ):
         raise DomainError(
-            "This workspace already has a subscription. Change or cancel it in the billing "
-            "portal (POST /api/v1/billing/portal).",
+            _(
+                "This workspace already has a subscription. Change or cancel it in the billing "
+                "portal (POST /api/v1/billing/portal)."
+            ),
             code="already_subscribed",
         )
     customer_id = billing_customer_ensure(workspace=workspace, user=user)
     workspace_meta = {"workspace_id": str(workspace.pk)}
     session = stripe_call(
-        "start the checkout",
+        gettext_noop("start the checkout"),
         lambda: client.v1.checkout.sessions.create(
             params={
                 "mode": "subscription",
@@ -149,12 +153,14 @@ def portal_session_start(*, workspace: Workspace, idempotency_key: str | None = 
     )
     if not customer_id:
         raise DomainError(
-            "This workspace has no billing account yet: subscribe to a plan first "
-            "(POST /api/v1/billing/checkout).",
+            _(
+                "This workspace has no billing account yet: subscribe to a plan first "
+                "(POST /api/v1/billing/checkout)."
+            ),
             code="no_billing_account",
         )
     session = stripe_call(
-        "open the billing portal",
+        gettext_noop("open the billing portal"),
         lambda: client.v1.billing_portal.sessions.create(
             params={"customer": customer_id, "return_url": settings.BILLING_PORTAL_RETURN_URL},
             options={"idempotency_key": _request_key("portal", workspace, idempotency_key)},

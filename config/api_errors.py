@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -49,6 +50,7 @@ STATUS_BY_CODE = {
     "idempotency_key_reused": 409,
     "job_not_cancellable": 409,
     "job_not_retryable": 409,
+    "delivery_pending": 409,
     "invitation_used": 409,
     "already_subscribed": 409,
     "no_billing_account": 409,
@@ -132,7 +134,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, Ratelimited):
         body = error_body(
             code="rate_limited",
-            message="Too many requests. Slow down and try again shortly.",
+            message=_("Too many requests. Slow down and try again shortly."),
             status_code=429,
         )
         return Response(body, status=429, headers={"Retry-After": "60"})
@@ -160,21 +162,21 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     logger.exception("Unhandled API error", exc_info=exc)
     body = error_body(
-        code="server_error", message="Something went wrong on our side.", status_code=500
+        code="server_error", message=_("Something went wrong on our side."), status_code=500
     )
     return Response(body, status=500)
 
 
 def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(
-        error_body(code="not_found", message="No such resource.", status_code=404), status=404
+        error_body(code="not_found", message=_("No such resource."), status_code=404), status=404
     )
 
 
 def json_500(request: Any) -> JsonResponse:
     return JsonResponse(
         error_body(
-            code="server_error", message="Something went wrong on our side.", status_code=500
+            code="server_error", message=_("Something went wrong on our side."), status_code=500
         ),
         status=500,
     )

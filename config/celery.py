@@ -13,9 +13,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("atelier")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-# One queue per GPU lane (the plan picks the lane) and one for housekeeping.
+# One queue per GPU lane (the plan picks the lane), one for housekeeping and one for webhook
+# deliveries (network I/O, served by its own worker: never behind a GPU job).
 LANE_QUEUES = ("gpu.priority", "gpu.standard", "gpu.free")
-app.conf.task_queues = [Queue(name) for name in (*LANE_QUEUES, "maintenance")]
+app.conf.task_queues = [Queue(name) for name in (*LANE_QUEUES, "maintenance", "webhooks")]
 app.autodiscover_tasks()
 
 

@@ -1,6 +1,11 @@
-"""Durations as people and headers read them: one home for the three formats we use."""
+"""Durations as people and headers read them: one home for the three formats we use.
+
+The first two are in the active language (French writes "5 h 12 min" too); the third is a
+header's, the same in every language."""
 
 from __future__ import annotations
+
+from django.utils.translation import gettext as _
 
 
 def duration_text(seconds: int) -> str:
@@ -8,13 +13,13 @@ def duration_text(seconds: int) -> str:
     hours, rest = divmod(max(seconds, 0), 3600)
     minutes = rest // 60
     if hours:
-        return f"{hours} h {minutes} min"
-    return f"{max(minutes, 1)} min"
+        return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+    return _("%(minutes)d min") % {"minutes": max(minutes, 1)}
 
 
 def wait_text(seconds: int) -> str:
     """A short wait in words: "45 s", "3 min", "5 h 12 min"."""
-    return f"{seconds} s" if seconds < 60 else duration_text(seconds)
+    return _("%(seconds)d s") % {"seconds": seconds} if seconds < 60 else duration_text(seconds)
 
 
 def compact_duration(seconds: int) -> str:

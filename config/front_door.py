@@ -36,6 +36,8 @@ from typing import Any
 
 from django.urls import Resolver404, get_resolver
 
+from config.prefer import asks_to_wait
+
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
@@ -244,6 +246,7 @@ class FrontDoor:
         max_queue_seconds: float = 10.0,
         max_body_bytes: int = 11_000_000,
         is_async_path: Callable[[str], bool] | None = None,
+        is_wait_path: Callable[[str], bool] | None = None,
     ) -> None:
         self.wsgi_app = wsgi_app
         self.asgi_app = asgi_app
@@ -254,6 +257,7 @@ class FrontDoor:
         self.max_queue_seconds = max_queue_seconds
         self.max_body_bytes = max_body_bytes
         self.is_async_path = is_async_path or async_view_path
+        self.is_wait_path = is_wait_path or wait_view_path
         self.sync_in_flight = 0
         self.async_in_flight = 0
         self.shed = 0  # requests answered 503 here since start (for tests and logs)
@@ -280,7 +284,7 @@ class FrontDoor:
                 await send_too_large(send, self.max_body_bytes)
                 return
             receive = replay(bytes(body), receive)
-        if self.is_async_path(scope["path"]):
+        if self._is_async(scope):
             if self.async_in_flight >= self.max_waiting:
                 self.shed += 1
                 await send_overloaded(send)
@@ -301,6 +305,19 @@ class FrontDoor:
             await self._run_sync(scope, receive, send)
         finally:
             self.sync_in_flight -= 1
+
+    def _is_async(self, scope: Scope) -> bool:
+        if self.is_async_path(scope["path"]):
+            return True
+        # A submission that says `Prefer: wait` waits on the loop (config/prefer.py).
+        if scope["method"] != "POST":
+            return False
+        prefer = next((v for k, v in scope["headers"] if k.lower() == b"prefer"), None)
+        return (
+            prefer is not None
+            and asks_to_wait("POST", prefer.decode("latin1"))
+            and self.is_wait_path(scope["path"])
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -386,10 +403,17 @@ def async_view_path(path: str) -> bool:
     return _async_view_path(path)
 
 
+def wait_view_path(path: str) -> bool:
+    """Whether a `Prefer: wait` POST to `path` is served by a coroutine view."""
+    from django.conf import settings
+
+    return _async_view_path(path, settings.PREFER_WAIT_URLCONF)
+
+
 @functools.lru_cache(maxsize=4096)
-def _async_view_path(path: str) -> bool:
+def _async_view_path(path: str, urlconf: str | None = None) -> bool:
     try:
-        match = get_resolver().resolve(path)
+        match = get_resolver(urlconf).resolve(path)
     except Resolver404:
         return False
     func = match.func

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from django.db import Error as DatabaseError
+from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerError
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
@@ -59,15 +60,17 @@ def unavailable_error(exc: BaseException) -> DomainError | None:
     """The 503 for an exception that says a dependency is busy or away; None otherwise."""
     if isinstance(exc, DatabaseError) and database_unavailable(exc):
         return DomainError(
-            "The service is busy. Please retry in a few seconds.",
+            _("The service is busy. Please retry in a few seconds."),
             code="overloaded",
             retry_after=DATABASE_RETRY_AFTER,
         )
     if isinstance(exc, REDIS_ERRORS):
         logger.error("Redis unreachable: %s", exc)
         return ServiceUnavailable(
-            "Atelier is briefly unable to take requests. Nothing was charged; please try "
-            "again in a few seconds.",
+            _(
+                "Atelier is briefly unable to take requests. Nothing was charged; please try "
+                "again in a few seconds."
+            ),
             retry_after=REDIS_RETRY_AFTER,
         )
     return None

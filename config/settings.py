@@ -58,9 +58,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.prefer.prefer_wait_middleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the cookie the header's switcher sets, else Accept-Language, else English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -92,6 +95,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "web.context.workspace_nav",
@@ -192,7 +196,14 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Atelier <noreply@localhost>")
 
-LANGUAGE_CODE = "en-us"
+# English and French (README: adding a language). Names are each language's own, as the
+# header's switcher shows them; the catalogues live in locale/ and `make` compiles them.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["config.formats"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -255,12 +266,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "generation.models.WebhookEvent"},
 }
 # The OpenAI-compatible API: the model's public name (default: the folder's name or the hub
 # id), how long a request waits for its images, how long an image URL it hands out works.
 GENERATION_MODEL_NAME = env_str("GENERATION_MODEL_NAME", "")
 OPENAI_WAIT_SECONDS = env_int("OPENAI_WAIT_SECONDS", 60, minimum=1)
 OPENAI_IMAGE_URL_TTL = env_int("OPENAI_IMAGE_URL_TTL", 3600, minimum=60)
+# `Prefer: wait` on the native submit endpoints: the longest a request may wait (seconds), and
+# the URLconf whose async views serve such requests (config/prefer.py).
+PREFER_WAIT_MAX_SECONDS = env_int("PREFER_WAIT_MAX_SECONDS", 60, minimum=1)
+PREFER_WAIT_URLCONF = "generation.wait_urls"
+# Server-Sent Events (GET /api/v1/generations/<id>/events and the studio's cards): a comment
+# line this often keeps proxies from closing a quiet stream; a stream ends after STREAM_MAX.
+EVENTS_KEEPALIVE_SECONDS = env_int("EVENTS_KEEPALIVE_SECONDS", 15, minimum=1)
+EVENTS_STREAM_MAX_SECONDS = env_int("EVENTS_STREAM_MAX_SECONDS", 3600, minimum=1)
 
 # Celery: the message carries only a job id; the database row is the truth.
 CELERY_BROKER_URL = REDIS_URL
@@ -348,6 +368,28 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "maintenance", "expires": 3600},
     },
 }
+
+# Webhooks (generation/webhooks.py): deliveries run on the `webhooks` Celery queue, never on a
+# GPU worker. Each attempt times out after WEBHOOK_TIMEOUT seconds; network errors, 429 and 5xx
+# are retried with exponential backoff and jitter (from WEBHOOK_RETRY_BASE_MS, at most
+# WEBHOOK_RETRY_MAX_DELAY apart) for WEBHOOK_RETRY_WINDOW seconds. An endpoint failing for
+# WEBHOOK_DISABLE_AFTER seconds is disabled and its owners mailed. Deliveries go only to public
+# addresses over https: WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOWED_NETWORKS (CIDRs, such as
+# 127.0.0.0/8) open plain http and private networks, for development and tests only.
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 5, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_MS", 5000, minimum=1) / 1000
+WEBHOOK_RETRY_MAX_DELAY = env_int("WEBHOOK_RETRY_MAX_DELAY", 1800, minimum=1)
+WEBHOOK_RETRY_WINDOW = env_int("WEBHOOK_RETRY_WINDOW", 6 * 3600, minimum=0)
+WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 3 * 24 * 3600, minimum=0)
+# Finished deliveries and their attempts are kept this long (the hourly expire task).
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, minimum=1)
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS", [])
+WEBHOOK_MAX_BODY_BYTES = 256 * 1024  # a job's JSON is a few kB
+WEBHOOK_RESPONSE_MAX_BYTES = 4096  # of a receiver's answer, kept for the attempt's record
+# The public address of this platform: webhooks' signed image URLs start with it.
+PUBLIC_URL = env_url("PUBLIC_URL", "http://localhost:8000", schemes=("https", "http"))
+CELERY_TASK_ROUTES = {"generation.deliver_webhook": {"queue": "webhooks"}}
 
 # Billing with Stripe. Without STRIPE_SECRET_KEY the billing endpoints answer that billing
 # is not set up and everything else works. STRIPE_API_BASE points tests at localstripe.

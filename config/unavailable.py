@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.translation import gettext as _
 
 from config.api_errors import domain_error_response
 from config.overload import unavailable_error
@@ -18,6 +19,7 @@ class ServiceUnavailableMiddleware(MiddlewareMixin):
             return None
         if request.path.startswith(("/api/", "/v1/")):
             return domain_error_response(error)
-        response = HttpResponse(f"<h1>Briefly unavailable</h1><p>{error.message}</p>", status=503)
+        title = _("Briefly unavailable")
+        response = HttpResponse(f"<h1>{title}</h1><p>{error.message}</p>", status=503)
         response["Retry-After"] = str(error.retry_after)
         return response

@@ -1,12 +1,28 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.template.response import SimpleTemplateResponse
 from django.urls import include, path
+from django.utils import translation
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import json_404, json_500
+
+
+class EnglishSchemaView(SpectacularAPIView):
+    """The OpenAPI document is English whatever the caller's language (the API's error
+    messages follow Accept-Language; its documentation does not)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with translation.override("en"):
+            response = super().dispatch(request, *args, **kwargs)
+            if isinstance(response, SimpleTemplateResponse):
+                response.render()  # lazy strings in the schema become English here
+        return response
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -21,7 +37,7 @@ urlpatterns = [
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("generation.urls")),
     path("v1/", include("generation.openai_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", EnglishSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("accounts/", include("allauth.urls")),
     path("", include("web.urls")),

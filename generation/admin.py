@@ -19,7 +19,17 @@ from billing.models import Subscription
 from billing.selectors import default_plan
 from config.admin import BoundedCountPaginator, ReadOnlyAdmin, ReadOnlyInline
 from config.errors import DomainError
-from generation.models import Image, Job, PolicyRefusal, PolicyRule
+from generation.models import (
+    Image,
+    Job,
+    PolicyRefusal,
+    PolicyRule,
+    PolicyRuleTranslation,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from generation.webhooks import webhook_redeliver
 from operations.services import operator_job_cancel, operator_job_refund, operator_job_retry
 
 
@@ -207,11 +217,19 @@ class JobAdmin(ReadOnlyAdmin):
         )
 
 
+class PolicyRuleTranslationInline(admin.StackedInline):
+    """The rule's reason, suggestion and rewrite per language (English is the rule's own)."""
+
+    model = PolicyRuleTranslation
+    extra = 0
+
+
 @admin.register(PolicyRule)
 class PolicyRuleAdmin(admin.ModelAdmin):
     list_display = ["term", "reason", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["term", "reason"]
+    inlines = [PolicyRuleTranslationInline]
 
 
 @admin.register(PolicyRefusal)
@@ -227,6 +245,48 @@ class PolicyRefusalAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Mark as reviewed")
+    @admin.action(description=_("Mark as reviewed"))
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
         queryset.update(reviewed=True)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "workspace", "enabled", "failing_since", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["url", "workspace__name"]
+    readonly_fields = ["secret", "failing_since", "disabled_reason", "created_at"]
+    raw_id_fields = ["workspace"]
+
+
+class WebhookAttemptInline(ReadOnlyInline):
+    model = WebhookAttempt
+    readonly_fields = [
+        "number", "started_at", "latency_ms", "response_status", "error", "succeeded",
+    ]  # fmt: skip
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Every delivery and its attempts (a record: read-only); operators may send one again."""
+
+    list_display = ["created_at", "workspace", "event", "url", "status", "attempts", "job"]
+    list_filter = ["status", "event"]
+    search_fields = ["url", "workspace__name", "job__id"]
+    readonly_fields = [
+        "workspace", "job", "endpoint", "url", "event", "payload", "status", "attempts",
+        "next_attempt_at", "retry_until", "created_at",
+    ]  # fmt: skip
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.action(description=_("Redeliver the selected deliveries (same webhook-id and body)"))
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        sent = 0
+        for delivery in queryset:
+            try:
+                webhook_redeliver(delivery=delivery)
+                sent += 1
+            except DomainError as error:
+                self.message_user(request, f"{delivery.pk}: {error.message}", messages.WARNING)
+        self.message_user(request, _("%(sent)d delivery(ies) queued again.") % {"sent": sent})

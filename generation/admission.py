@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User, Workspace
 from billing.limits import RateUsage, submit_rate_check
@@ -42,7 +43,7 @@ class WorkspaceSuspended(DomainError):
     code = "workspace_suspended"
 
     def __init__(self) -> None:
-        super().__init__("This workspace is suspended.")
+        super().__init__(_("This workspace is suspended."))
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def _admit(
             workspace=workspace,
             plan=plan,
             images=params["num_images"],
-            request=request_fingerprint(params)[:16],
+            # What the waiting room keeps a slot for: this body, under this key if any.
+            request=request_fingerprint({**params, "idempotency_key": idempotency_key})[:16],
         )
     submission = job_submit(
         workspace=workspace,

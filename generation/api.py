@@ -5,8 +5,14 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiCallback,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
@@ -23,10 +29,15 @@ from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_re
 from config.serializers import StrictSerializer
 from generation.admission import Admission, job_request_admit
 from generation.model_info import model_info
-from generation.models import Image, Job
+from generation.models import Image, Job, WebhookEvent
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel
 from generation.uploads import fit_size, png_file, upload_decode
+from generation.webhooks import WebhookUrlRefused, webhook_url_check
+
+
+def _plan_limit(limit: int, plan: Plan) -> str:
+    return _("At most %(limit)d on the %(plan)s plan.") % {"limit": limit, "plan": plan.name}
 
 
 class GenerationInput(StrictSerializer):
@@ -42,6 +53,24 @@ class GenerationInput(StrictSerializer):
         required=False, allow_null=True, min_value=0, max_value=MAX_SEED
     )
     num_images = serializers.IntegerField(required=False, min_value=1)
+    webhook = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="An https URL that receives the job's changes, signed (Standard Webhooks).",
+    )
+    webhook_events_filter = serializers.ListField(
+        child=serializers.ChoiceField(WebhookEvent.choices),
+        required=False,
+        help_text="Which changes to send: start, progress (at most every 500 ms), completed. "
+        "`completed` is always sent.",
+    )
+
+    def validate_webhook(self, value: str) -> str:
+        try:
+            return webhook_url_check(value) if value else value
+        except WebhookUrlRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults from the model's metadata and hold every value to the caller's plan."""
@@ -56,15 +85,15 @@ class GenerationInput(StrictSerializer):
         data.setdefault("seed", None)
         for side, limit in (("width", plan.max_width), ("height", plan.max_height)):
             if data[side] % 8:
-                errors[side] = "Must be a multiple of 8."
+                errors[side] = _("Must be a multiple of 8.")
             elif data[side] < model.min_size:
-                errors[side] = f"At least {model.min_size}."
+                errors[side] = _("At least %(minimum)d.") % {"minimum": model.min_size}
             elif data[side] > limit:
-                errors[side] = f"At most {limit} on the {plan.name} plan."
+                errors[side] = _plan_limit(limit, plan)
         if data["steps"] > plan.max_steps:
-            errors["steps"] = f"At most {plan.max_steps} on the {plan.name} plan."
+            errors["steps"] = _plan_limit(plan.max_steps, plan)
         if data["num_images"] > plan.images_per_request:
-            errors["num_images"] = f"At most {plan.images_per_request} on the {plan.name} plan."
+            errors["num_images"] = _plan_limit(plan.images_per_request, plan)
         if errors:
             raise serializers.ValidationError(errors)
         return data
@@ -102,6 +131,8 @@ class ImageOutput(serializers.ModelSerializer):
         fields = ["id", "index", "url", "width", "height", "seed", "created_at"]
 
     def get_url(self, image: Image) -> str:
+        if "image_url" in self.context:  # webhooks: URLs that need no key
+            return self.context["image_url"](image)
         return self.context["request"].build_absolute_uri(f"/api/v1/images/{image.id}")
 
 
@@ -116,7 +147,8 @@ class JobOutput(serializers.ModelSerializer):
             "id", "kind", "status", "prompt", "negative_prompt", "width", "height", "steps",
             "guidance", "seed", "num_images", "strength", "lane", "progress", "model",
             "queue_position", "estimated_start_seconds", "error_code", "error_message",
-            "created_at", "started_at", "finished_at", "images",
+            "created_at", "started_at", "finished_at", "images", "webhook",
+            "webhook_events_filter",
         ]  # fmt: skip
 
     def _place(self, job: Job) -> QueuePlace | None:
@@ -215,9 +247,40 @@ class JobPage(serializers.Serializer):
     results = JobOutput(many=True)
 
 
+class WebhookPayload(serializers.Serializer):
+    type = serializers.ChoiceField(["job.start", "job.progress", "job.completed"])
+    timestamp = serializers.DateTimeField()
+    data = JobOutput(help_text="The job as the API shows it; image URLs need no key (1 hour).")
+
+
+PREFER_WAIT = OpenApiParameter(
+    "Prefer",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="`wait` or `wait=N`: hold the request until the job finishes or N seconds pass "
+    "(at most PREFER_WAIT_MAX_SECONDS, 60 by default), then answer with the job as it is: 201 "
+    "when it finished, 202 when it did not. `Preference-Applied` says the wait used.",
+)
+
+WEBHOOK_CALLBACK = OpenApiCallback(
+    name="webhook",
+    path="{$request.body#/webhook}",
+    decorator=extend_schema(
+        summary="The job's changes, signed as Standard Webhooks say",
+        description="Headers `webhook-id` (the same on every retry), `webhook-timestamp` and "
+        "`webhook-signature` (`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` with the "
+        "secret from GET /api/v1/webhooks/default/secret). Answer 2xx within 5 s; network "
+        "errors, 429 and 5xx are retried with backoff.",
+        request=WebhookPayload,
+        responses={200: OpenApiResponse(description="Received.")},
+    ),
+)
+
+
 def _submit_responses() -> dict[Any, Any]:
     return {
         202: JobOutput,
+        201: OpenApiResponse(JobOutput, description="With `Prefer: wait`: the finished job."),
         200: OpenApiResponse(JobOutput, description="An idempotent replay."),
         **{code: error_response(ERRORS[code]) for code in SUBMIT_ERRORS},
     }
@@ -242,8 +305,9 @@ class GenerationListCreateApi(GenerationSubmitMixin, APIView):
     @extend_schema(
         summary="Ask for images: the job is queued",
         request=GenerationInput,
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
         responses=_submit_responses(),
+        callbacks=[WEBHOOK_CALLBACK],
     )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, GenerationInput)
@@ -259,8 +323,9 @@ class EditCreateApi(GenerationSubmitMixin, APIView):
     @extend_schema(
         summary="Edit a photo: the job is queued",
         request={"multipart/form-data": EditInput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, PREFER_WAIT],
         responses=_submit_responses(),
+        callbacks=[WEBHOOK_CALLBACK],
     )
     def post(self, request: Request) -> Response:
         params = self.validated(request, request.data, EditInput)
@@ -272,7 +337,7 @@ def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise DomainError(
-            "Idempotency-Key must be 1 to 255 characters.",
+            _("Idempotency-Key must be 1 to 255 characters."),
             code="invalid_request",
             param="Idempotency-Key",
         )

@@ -13,7 +13,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.quotas import quota_release
-from generation.models import Image, Job
+from generation.models import Image, Job, WebhookDelivery
+from generation.notify import job_event, job_events_on_commit
 from generation.queue import flows_held, queue_index_add, queue_index_check, queue_index_remove
 from generation.services import job_enqueue_ticket, job_fail
 
@@ -61,6 +62,7 @@ def _job_requeue(*, job: Job) -> bool:
     if requeued:
         queue_index_add([job])
         job_enqueue_ticket(job)
+        job_events_on_commit([job_event(job.pk, "requeued", Job.Status.QUEUED, 0.0)])
     return requeued == 1
 
 
@@ -76,6 +78,7 @@ def _job_expire(*, job: Job) -> bool:
     if expired:
         queue_index_remove([job])
         quota_release(job=job)
+        job_events_on_commit([job_event(job.pk, "completed", Job.Status.FAILED, job.progress)])
     return expired == 1
 
 
@@ -111,4 +114,21 @@ def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
         for _, name in batch:
             default_storage.delete(name)
         deleted += Job.objects.filter(pk__in=[pk for pk, _ in batch]).update(source_image="")
+    return deleted
+
+
+def webhook_deliveries_expire(*, at: datetime | None = None, chunk: int = 5000) -> int:
+    """Delete finished webhook deliveries (and their attempts) older than
+    WEBHOOK_DELIVERY_RETENTION_DAYS: their record is for debugging a receiver, not forever."""
+    before = (at or timezone.now()) - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    old = WebhookDelivery.objects.filter(created_at__lt=before).exclude(
+        status=WebhookDelivery.Status.PENDING
+    )
+    deleted = 0
+    while batch := list(old.values_list("pk", flat=True)[:chunk]):
+        deleted += (
+            WebhookDelivery.objects.filter(pk__in=batch)
+            .delete()[1]
+            .get(WebhookDelivery._meta.label, 0)
+        )
     return deleted

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Lane
 
@@ -14,15 +15,15 @@ class Job(models.Model):
     """One request for images. The row is the truth; queue messages carry only its id."""
 
     class Kind(models.TextChoices):
-        TEXT_TO_IMAGE = "text_to_image", "Text to image"
-        EDIT = "edit", "Edit"
+        TEXT_TO_IMAGE = "text_to_image", _("Text to image")
+        EDIT = "edit", _("Edit")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
@@ -71,6 +72,11 @@ class Job(models.Model):
 
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True)
+    # Where to deliver this job's changes (generation/webhooks.py), and which: any of start,
+    # progress, completed (completed is always sent).
+    # Defaults in the database too, so that SQL fills (bench/, tests) need not name them.
+    webhook = models.URLField(max_length=2000, blank=True, default="", db_default="")
+    webhook_events_filter = models.JSONField(default=list, blank=True, db_default=[])
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -209,16 +215,19 @@ class PolicyRule(models.Model):
 
     term = models.CharField(
         max_length=200,
-        help_text="A word or name, matched on word boundaries ignoring case, accents and "
-        "punctuation.",
+        help_text=_(
+            "A word or name, matched on word boundaries ignoring case, accents and punctuation."
+        ),
     )
     reason = models.CharField(max_length=300)
-    suggestion = models.TextField(help_text="Shown to the person: what they could ask instead.")
+    suggestion = models.TextField(help_text=_("Shown to the person: what they could ask instead."))
     replacement = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Replaces the matched phrase (with a leading 'in the style of' or 'by') in "
-        "the suggested rewrite of the prompt.",
+        help_text=_(
+            "Replaces the matched phrase (with a leading 'in the style of' or 'by') in "
+            "the suggested rewrite of the prompt."
+        ),
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -228,6 +237,43 @@ class PolicyRule(models.Model):
 
     def __str__(self) -> str:
         return self.term
+
+
+def translation_languages() -> list[tuple[str, str]]:
+    """The languages a rule can be written in besides English (settings.LANGUAGES): a
+    callable, so that adding a language needs no migration."""
+    return [(code, name) for code, name in settings.LANGUAGES if code != "en"]
+
+
+class PolicyRuleTranslation(models.Model):
+    """A rule's reason, suggestion and rewrite in another language than English. A refusal
+    in a language without one falls back to the rule's English text."""
+
+    rule = models.ForeignKey(PolicyRule, on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(_("language"), max_length=10, choices=translation_languages)
+    reason = models.CharField(_("reason"), max_length=300)
+    suggestion = models.TextField(
+        _("suggestion"), help_text=_("Shown to the person: what they could ask instead.")
+    )
+    replacement = models.CharField(
+        _("replacement"),
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "Replaces the matched phrase (with a leading 'à la manière de', 'dans le style de' "
+            "or 'par') in the suggested rewrite of the prompt. Empty: no rewrite is suggested."
+        ),
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "language"], name="one_policy_translation_per_language"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.language})"
 
 
 class PolicyRefusal(models.Model):
@@ -249,3 +295,112 @@ class PolicyRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} in {self.workspace}"
+
+
+class WebhookEvent(models.TextChoices):
+    START = "start", "Start"
+    PROGRESS = "progress", "Progress"
+    COMPLETED = "completed", "Completed"
+
+
+class WebhookSigningSecret(models.Model):
+    """The secret that signs a workspace's per-job webhooks (made on first use)."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"signing secret of {self.workspace_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL a workspace registered for every job's changes. Its secret is shown once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, blank=True)  # WebhookEvent values; completed always
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    # Since when every attempt failed (None: the last one succeeded); past
+    # WEBHOOK_DISABLE_AFTER the endpoint is disabled and its workspace's owners are told.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one URL: sent, retried with backoff, recorded attempt by attempt. Its id
+    is the `webhook-id` every attempt carries, so receivers can drop duplicates."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        help_text="Empty: the job's own `webhook`.",
+    )
+    url = models.URLField(max_length=2000)
+    event = models.CharField(max_length=16, choices=WebhookEvent.choices)
+    payload = models.JSONField(null=True, blank=True)  # rendered at the first attempt
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.url} ({self.status})"
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{self.id.hex}"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField()
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="one_attempt_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -105,20 +106,21 @@ class OpenAIImageInput(StrictSerializer):
     def validate_model(self, value: str | None) -> str | None:
         if value and value not in (served_model_id(), *OPENAI_MODEL_ALIASES):
             raise serializers.ValidationError(
-                f"The model {value!r} does not exist. This server serves {served_model_id()!r}."
+                _("The model %(model)r does not exist. This server serves %(served)r.")
+                % {"model": value, "served": served_model_id()}
             )
         return value
 
     def validate_size(self, value: str | None) -> str | None:
         if value not in (None, "", "auto") and not SIZE.match(value):
             raise serializers.ValidationError(
-                'Must be "WIDTHxHEIGHT", such as "512x512", or "auto".'
+                _('Must be "WIDTHxHEIGHT", such as "512x512", or "auto".')
             )
         return value
 
     def validate_stream(self, value: bool | None) -> bool | None:
         if value:
-            raise serializers.ValidationError("Streaming is not supported.")
+            raise serializers.ValidationError(_("Streaming is not supported."))
         return value
 
     def generation_params(self) -> dict[str, Any]:
@@ -184,7 +186,7 @@ class OpenAIEditInput(OpenAIImageInput):
             images = data.getlist("image[]")
             data = {name: data.get(name) for name in data if name != "image[]"}
             if len(images) > 1:
-                raise serializers.ValidationError({"image": ["Send one image."]})
+                raise serializers.ValidationError({"image": [_("Send one image.")]})
             if images:
                 data["image"] = images[0]
         return super().to_internal_value(data)
@@ -193,7 +195,10 @@ class OpenAIEditInput(OpenAIImageInput):
         # The edit pipeline (img2img) redraws the whole picture; it cannot keep what a mask
         # protects, so a mask is refused rather than silently ignored.
         raise serializers.ValidationError(
-            "Masks are not supported: edits redraw the whole image; use `strength` to stay close."
+            _(
+                "Masks are not supported: edits redraw the whole image; use `strength` to stay "
+                "close."
+            )
         )
 
     def generation_params(self) -> dict[str, Any]:
@@ -305,7 +310,7 @@ class OpenAIImagesView(View):
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         response = openai_error_response(
             code="method_not_allowed",
-            message=f'Method "{request.method}" not allowed.',
+            message=_('Method "%(method)s" not allowed.') % {"method": request.method},
             status=405,
             headers={"Allow": ", ".join(self._allowed_methods())},
         )
@@ -322,9 +327,11 @@ class OpenAIImagesView(View):
         # makes one by itself, after Retry-After).
         return openai_error_response(
             code="generation_timeout",
-            message=f"The GPUs are busy: the image was not ready within "
-            f"{settings.OPENAI_WAIT_SECONDS} s. It was cancelled and nothing was charged; "
-            "try again shortly.",
+            message=_(
+                "The GPUs are busy: the image was not ready within %(seconds)d s. It was "
+                "cancelled and nothing was charged; try again shortly."
+            )
+            % {"seconds": settings.OPENAI_WAIT_SECONDS},
             status=503,
             headers={**headers, "Retry-After": "30"},
         )
@@ -336,7 +343,9 @@ class OpenAIImagesView(View):
             failed = job.status == Job.Status.FAILED
             return openai_error_response(
                 code=(job.error_code or "generation_failed") if failed else "job_cancelled",
-                message=job.error_message or f"The job was {job.status}. Nothing was charged.",
+                message=job.error_message
+                or _("The job was %(status)s. Nothing was charged.")
+                % {"status": job.get_status_display()},
                 status=500 if failed else 409,
                 headers=headers if failed else {**headers, "x-should-retry": "false"},
             )
@@ -460,5 +469,8 @@ class ModelDetailApi(APIView):
     )
     def get(self, request: Request, model_id: str) -> Response:
         if model_id not in (served_model_id(), *OPENAI_MODEL_ALIASES):
-            raise DomainError(f"The model {model_id!r} does not exist.", code="model_not_found")
+            raise DomainError(
+                _("The model %(model)r does not exist.") % {"model": model_id},
+                code="model_not_found",
+            )
         return Response({**model_object(), "id": model_id})

@@ -23,10 +23,12 @@ import time
 import uuid
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from accounts.models import Workspace
 from billing.models import Lane, Plan
 from billing.switches import operator_switches
+from config.durations import wait_text
 from config.errors import DomainError
 from generation.queue import (
     SECONDS_PER_BATCH_KEY,
@@ -125,15 +127,17 @@ def admission_check(
         raise Overloaded(
             retry_after=settings.FREE_TIER_PAUSED_RETRY_AFTER,
             code="free_tier_paused",
-            message="The free tier is paused while demand is high; paid plans are unaffected. "
-            "Please try again later.",
+            message=_(
+                "The free tier is paused while demand is high; paid plans are unaffected. "
+                "Please try again later."
+            ),
         )
     if plan.lane != Lane.PRIORITY and switches.max_queued_jobs is not None:
         queued = queue_length()
         if queued >= switches.max_queued_jobs:
             raise Overloaded(
                 retry_after=max(math.ceil(estimated_wait(queued)), 1),
-                message="The queue is full right now. Please try again later.",
+                message=_("The queue is full right now. Please try again later."),
             )
 
     now = time.time()
@@ -178,6 +182,6 @@ def _come_back(seconds: float) -> Overloaded:
     retry_after = max(math.ceil(seconds), 1)
     return Overloaded(
         retry_after=retry_after,
-        message=f"We are over capacity right now. Your place is kept: try again in "
-        f"{retry_after} s.",
+        message=_("We are over capacity right now. Your place is kept: try again in %(wait)s.")
+        % {"wait": wait_text(retry_after)},
     )

@@ -2,6 +2,12 @@
 
 "Greg Rutkowski", "greg-rutkowski" and "GRÉG RUTKOWSKI" all match the rule "Greg
 Rutkowski"; "gregory" does not match "greg". Refusals cost nothing and are logged.
+
+Prompts may be English or French: the phrase asking for an imitation ("in the style of",
+"à la manière de", "dans le style d'", "par"...) is replaced together with the term, and an
+elided article or preposition ("l'ombre", "d'Hayao Miyazaki") is a word boundary. A refusal
+is written in the caller's language, from the rule's translation when it has one, else in
+English.
 """
 
 from __future__ import annotations
@@ -11,12 +17,21 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
 from accounts.models import User, Workspace
 from config.errors import DomainError
-from generation.models import PolicyRefusal, PolicyRule
+from generation.models import PolicyRefusal, PolicyRule, PolicyRuleTranslation
 
-# A leading phrase that asks for an imitation, replaced together with the term.
-_IMITATION = r"(?:(?:in\W+the\W+)?(?:style|manner)\W+of|by|like)\W+"
+# A leading phrase that asks for an imitation, replaced together with the term; matched on
+# the folded prompt (lower case, no accents), so "à la manière de" is "a la maniere de".
+_IMITATION_EN = r"(?:(?:in\W+the\W+)?(?:style|manner)\W+of|by|like)"
+_IMITATION_FR = (
+    r"(?:(?:(?:(?:a\W+)?la\W+)?(?:maniere|facon)|(?:dans\W+le\W+)?style|inspiree?s?)(?:\W+d[eu]?)?"
+    r"|d\W*apres|par|comme)"
+)
+_IMITATION = rf"(?:{_IMITATION_EN}|{_IMITATION_FR})\W+"
 
 
 def fold(text: str) -> tuple[str, list[int]]:
@@ -42,13 +57,39 @@ def term_pattern(term: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
+class PolicyText:
+    """What a refusal says, in one language."""
+
+    reason: str
+    suggestion: str
+    replacement: str
+
+
+def policy_text(rule: PolicyRule, language: str | None) -> PolicyText:
+    """The rule's words in `language` (a code such as "fr" or "fr-ca"), else in English."""
+    code = (language or "en").split("-")[0].lower()
+    translated = (
+        PolicyRuleTranslation.objects.filter(rule=rule, language=code).first()
+        if code != "en" and rule.pk is not None
+        else None
+    )
+    source = translated or rule
+    return PolicyText(
+        reason=source.reason, suggestion=source.suggestion, replacement=source.replacement
+    )
+
+
+@dataclass(frozen=True)
 class PolicyMatch:
     rule: PolicyRule
     start: int  # span in the original prompt, including an imitation phrase before the term
     end: int
 
-    def rewrite(self, prompt: str) -> str:
-        replacement = self.rule.replacement or ""
+    def rewrite(self, prompt: str, replacement: str | None = None) -> str:
+        """The prompt with the matched phrase replaced (by default with the rule's English
+        replacement)."""
+        replacement = self.rule.replacement if replacement is None else replacement
+        replacement = replacement or ""
         rewritten = f"{prompt[: self.start]}{replacement}{prompt[self.end :]}"
         return re.sub(r"\s{2,}", " ", rewritten).strip(" ,")
 
@@ -65,14 +106,17 @@ def policy_match(prompt: str, rules: list[PolicyRule]) -> PolicyMatch | None:
 class PolicyRefused(DomainError):
     code = "policy_refused"
 
-    def __init__(self, match: PolicyMatch, prompt: str) -> None:
-        rule = match.rule
+    def __init__(self, match: PolicyMatch, prompt: str, text: PolicyText | None = None) -> None:
+        text = text or policy_text(match.rule, "en")
         super().__init__(
-            f"This request was refused: {rule.reason} {rule.suggestion}".strip(),
+            (
+                _("This request was refused: %(reason)s %(suggestion)s")
+                % {"reason": text.reason, "suggestion": text.suggestion}
+            ).strip(),
             param="prompt",
-            reason=rule.reason,
-            suggestion=rule.suggestion,
-            suggested_prompt=match.rewrite(prompt) if rule.replacement else None,
+            reason=text.reason,
+            suggestion=text.suggestion,
+            suggested_prompt=match.rewrite(prompt, text.replacement) if text.replacement else None,
         )
 
 
@@ -87,4 +131,4 @@ def policy_check(*, workspace: Workspace, user: User | None, prompt: str) -> Non
         rule=match.rule,
         prompt=prompt,
     )
-    raise PolicyRefused(match, prompt)
+    raise PolicyRefused(match, prompt, policy_text(match.rule, get_language()))

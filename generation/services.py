@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
@@ -29,6 +30,7 @@ from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_c
 from billing.selectors import QuotaStatus, plan_for
 from config.errors import DomainError
 from generation.models import Image, Job
+from generation.notify import job_event, job_events_on_commit
 from generation.queue import (
     flows_held,
     flows_wake,
@@ -46,7 +48,7 @@ class IdempotencyConflict(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "This Idempotency-Key was already used with a different request body.",
+            _("This Idempotency-Key was already used with a different request body."),
             param="Idempotency-Key",
         )
 
@@ -171,11 +173,14 @@ def job_cancel(*, job: Job) -> Job:
         queue_index_remove([job])
         quota_release(job=job)
         transaction.on_commit(lambda: jobs_wake_waiting(workspace_ids=[job.workspace_id]))
+        job_events_on_commit([job_event(job.pk, "completed", job.status, job.progress)])
         return job
     if job.status == Job.Status.CANCELLED:
         return job
     raise DomainError(
-        f"The job is {job.status} and can no longer be cancelled.", code="job_not_cancellable"
+        _("The job is %(status)s and can no longer be cancelled.")
+        % {"status": job.get_status_display()},
+        code="job_not_cancellable",
     )
 
 
@@ -229,9 +234,14 @@ def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:
 
 def job_progress(*, job_ids: list[Any], worker: str, progress: float) -> int:
     """Record progress and a heartbeat; returns how many of the jobs are still running."""
-    return Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING, worker=worker).update(
+    running = Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING, worker=worker).update(
         progress=progress, heartbeat_at=timezone.now()
     )
+    if running:
+        job_events_on_commit(
+            [job_event(job_id, "progress", Job.Status.RUNNING, progress) for job_id in job_ids]
+        )
+    return running
 
 
 def job_heartbeat(*, job_ids: list[Any], worker: str) -> int:
@@ -299,6 +309,9 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
             for index, (name, image) in enumerate(zip(names[job.pk], images, strict=True))
         )
         quotas_capture(job_ids=list(finished))
+        job_events_on_commit(
+            [job_event(job_id, "completed", Job.Status.SUCCEEDED, 1.0) for job_id in finished]
+        )
     for job_id, files in names.items():
         if job_id not in finished:
             for name in files:
@@ -318,6 +331,7 @@ def job_fail(*, job: Job, worker: str, code: str, message: str) -> bool:
         )
     if failed == 1:
         quota_release(job=job)
+        job_events_on_commit([job_event(job.pk, "completed", Job.Status.FAILED, job.progress)])
     return failed == 1
 
 
@@ -343,7 +357,8 @@ def job_retry(*, job: Job) -> Job:
     seed, under the workspace's plan now (its quota is reserved as for any job)."""
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         raise DomainError(
-            f"The job is {job.status}; only failed or cancelled jobs can be retried.",
+            _("The job is %(status)s; only failed or cancelled jobs can be retried.")
+            % {"status": job.get_status_display()},
             code="job_not_retryable",
         )
     params = {field: getattr(job, field) for field in RETRY_FIELDS}

@@ -13,9 +13,15 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from generation.maintenance import images_expire, jobs_sweep, source_photos_expire
+from generation.maintenance import (
+    images_expire,
+    jobs_sweep,
+    source_photos_expire,
+    webhook_deliveries_expire,
+)
 from generation.queue import worker_alive
 from generation.tickets import tickets_resend
+from generation.webhooks import webhook_attempt
 from generation.worker import pipeline_module, ticket_run, worker_id
 
 logger = logging.getLogger(__name__)
@@ -68,3 +74,21 @@ def expire_images() -> None:
     photos = source_photos_expire()
     if photos:
         logger.info("Deleted %d uploaded photos of edits that made no image", photos)
+    deliveries = webhook_deliveries_expire()
+    if deliveries:
+        logger.info("Deleted %d webhook deliveries past their retention", deliveries)
+
+
+@shared_task(
+    name="generation.deliver_webhook",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def deliver_webhook(delivery_id: str) -> None:
+    """One attempt of a webhook delivery (the `webhooks` queue, settings.CELERY_TASK_ROUTES);
+    the next one, if it should be retried, is queued with its backoff as a countdown."""
+    delay = webhook_attempt(delivery_id=delivery_id)
+    if delay is not None:
+        deliver_webhook.apply_async((delivery_id,), countdown=delay)

@@ -14,6 +14,8 @@ import warnings
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 from rest_framework import serializers
@@ -21,32 +23,35 @@ from rest_framework import serializers
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 
 
+def _too_large() -> str:
+    return _("The file is larger than %(megabytes)d MB.") % {
+        "megabytes": settings.UPLOAD_MAX_BYTES // 1_000_000
+    }
+
+
 def upload_decode(upload: UploadedFile) -> PILImage.Image:
     """The upload as a clean RGB image, or a ValidationError saying what is wrong."""
     if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(
-            f"The file is larger than {settings.UPLOAD_MAX_BYTES // 1_000_000} MB."
-        )
+        raise serializers.ValidationError(_too_large())
     data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(
-            f"The file is larger than {settings.UPLOAD_MAX_BYTES // 1_000_000} MB."
-        )
+        raise serializers.ValidationError(_too_large())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             image = PILImage.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             if image.width * image.height > settings.UPLOAD_MAX_PIXELS:
                 raise serializers.ValidationError(
-                    f"The image has more than {settings.UPLOAD_MAX_PIXELS:,} pixels."
+                    _("The image has more than %(pixels)s pixels.")
+                    % {"pixels": number_format(settings.UPLOAD_MAX_PIXELS, force_grouping=True)}
                 )
             image.load()
     except UnidentifiedImageError:
-        raise serializers.ValidationError("The file is not a PNG, JPEG or WebP image.") from None
+        raise serializers.ValidationError(_("The file is not a PNG, JPEG or WebP image.")) from None
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise serializers.ValidationError("The image has too many pixels.") from None
+        raise serializers.ValidationError(_("The image has too many pixels.")) from None
     except (OSError, SyntaxError, ValueError):
-        raise serializers.ValidationError("The image is truncated or corrupt.") from None
+        raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
     upright = ImageOps.exif_transpose(image).convert("RGB")
     clean = PILImage.new("RGB", upright.size)
     clean.paste(upright)

@@ -1,9 +1,11 @@
 """Waiting for a job from an async view, without a thread or a database connection per waiter.
 
-The OpenAI-compatible API answers only once the images exist. Its views are coroutines: while
-a job runs they sleep on the event loop, waking to read the job's row with one short query on
-a thread borrowed from the event loop's shared pool, which then gives its connection back. A
-web process thus holds thousands of waiting requests with a handful of threads.
+The OpenAI-compatible API answers only once the images exist, and the native API does with
+`Prefer: wait`. Their views are coroutines: while a job runs they sleep on the event loop until
+its finish is heard on the one notification path (generation/notify.py), then read the job's
+row once, on a thread borrowed from the event loop's shared pool, which then gives its
+connection back. A web process thus holds thousands of waiting requests with a handful of
+threads and no queries while they wait.
 
 Under ASGI Django gives each request a thread of its own for synchronous code (asgiref's
 ThreadSensitiveContext), kept until the request ends even when idle. `request_thread_release`
@@ -14,7 +16,6 @@ inside its transaction, as Django does anyway.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -24,10 +25,8 @@ from django.db import connections
 
 from config.errors import DomainError
 from generation.models import Job
+from generation.notify import job_finished_wait
 from generation.services import job_cancel
-
-FIRST_POLL = 0.1  # seconds; the wait grows by half each time, up to LAST_POLL
-LAST_POLL = 1.0
 
 
 class JobWaitTimeout(Exception):
@@ -47,7 +46,7 @@ def _release_connections() -> None:
             connection.close()
 
 
-def _briefly(function: Callable[..., Any]) -> Callable[..., Any]:
+def off_loop(function: Callable[..., Any]) -> Callable[..., Any]:
     """Run `function` off the event loop, then give its database connection back.
 
     Under ASGI on the loop's shared pool, so that no thread stays with the request; under a
@@ -81,19 +80,15 @@ def _job_row(job_id: str) -> Job:
 
 
 async def job_wait(job_id: str, *, timeout: float) -> Job:
-    """The job once it is finished; JobWaitTimeout (holding its last state) after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = FIRST_POLL
-    while True:
-        job = await _briefly(_job_row)(job_id)
-        remaining = deadline - loop.time()
-        if job.is_finished:
-            return job
-        if remaining <= 0:
-            raise JobWaitTimeout(job)
-        await asyncio.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, LAST_POLL)
+    """The job once it is finished; JobWaitTimeout (holding its last state) after `timeout` s.
+
+    The database is read once, when the wait ends (a finish that was never heard, such as
+    one published while Redis was away, is still seen then)."""
+    await job_finished_wait(job_id, timeout=timeout)
+    job = await off_loop(_job_row)(job_id)
+    if not job.is_finished:
+        raise JobWaitTimeout(job)
+    return job
 
 
 def _abandon(job_id: str) -> Job:
@@ -110,4 +105,4 @@ async def job_abandon(job_id: str) -> Job:
     A client that stopped waiting gets nothing, so it should not pay, and the GPUs should not
     work for nobody.
     """
-    return await _briefly(_abandon)(job_id)
+    return await off_loop(_abandon)(job_id)

@@ -27,6 +27,7 @@ from redis import RedisError
 
 from generation.images import encode_png
 from generation.models import Job
+from generation.notify import job_event, job_events_on_commit
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
 from generation.services import (
     GeneratedImage,
@@ -79,6 +80,9 @@ def ticket_run(job_id: str) -> None:
         ),
     ):
         ran.update(str(job.pk) for job in claimed)
+        job_events_on_commit(
+            [job_event(job.pk, "start", Job.Status.RUNNING, 0.0) for job in claimed]
+        )
         if jobs := jobs_of_suspended_cancel(jobs=claimed):
             run_batch(jobs, worker=worker)
         if time.monotonic() >= deadline:

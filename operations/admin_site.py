@@ -49,7 +49,7 @@ class AtelierAdminSite(admin.AdminSite):
                 )
                 if usage and usage["should_limit"]:
                     return HttpResponse(
-                        "Too many sign-in attempts. Wait a while and try again.",
+                        _("Too many sign-in attempts. Wait a while and try again."),
                         status=429,
                         headers={"Retry-After": str(max(usage["time_left"], 1))},
                         content_type="text/plain",

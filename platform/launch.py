@@ -122,6 +122,11 @@ def run(var: Path, port: int) -> int:
                 "--queues", "gpu.priority,gpu.standard,gpu.free,maintenance",
                 "--hostname", "gpu@%h",
             ],
+            # Webhook deliveries: network I/O on threads, never queued behind a GPU job.
+            "webhooks": [
+                *celery, "worker", "--pool", "threads", "--concurrency", "8",
+                "--loglevel", "INFO", "--queues", "webhooks", "--hostname", "webhooks@%h",
+            ],
             "beat": [
                 *celery, "beat", "--loglevel", "INFO",
                 "--schedule", str(var / "celerybeat-schedule"),

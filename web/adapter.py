@@ -9,11 +9,13 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
 from accounts.keys import api_keys_release_on_verification, api_keys_revoke_on_password_reset
 from accounts.models import User
 from accounts.services import personal_workspace_create
+from web.language import language_cookie_set
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -22,6 +24,16 @@ class AccountAdapter(DefaultAccountAdapter):
         user = super().save_user(request, user, form, commit=True)
         personal_workspace_create(user=user)
         return user
+
+    def post_login(self, request: HttpRequest, user: User, **kwargs: Any) -> HttpResponse:
+        # The language a person chose before, on any browser, from their first page on.
+        if user.language:
+            translation.activate(user.language)
+            request.LANGUAGE_CODE = user.language
+        response = super().post_login(request, user, **kwargs)
+        if user.language:
+            language_cookie_set(response, user.language)
+        return response
 
     @transaction.atomic
     def confirm_email(self, request: HttpRequest, email_address: EmailAddress) -> bool:

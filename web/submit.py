@@ -13,6 +13,8 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rest_framework import serializers
 
 from billing.models import Plan
@@ -47,9 +49,13 @@ def refusal_from(error: DomainError) -> Refusal:
     reason = facts.get("reason")
     message = error.message
     if reason:  # a policy refusal's message repeats its suggestion; the page shows them apart
-        message = f"This request was refused: {reason}"
+        message = _("This request was refused: %(reason)s") % {"reason": reason}
     elif isinstance(error, QuotaExceeded):  # the page says when it resets on its own line
-        message = f"You have used all {error.limit} images of your quota."
+        message = ngettext(
+            "You have used all %(limit)d image of your quota.",
+            "You have used all %(limit)d images of your quota.",
+            error.limit,
+        ) % {"limit": error.limit}
     retry_after = error.retry_after
     return Refusal(
         code=error.code,

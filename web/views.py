@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import serializers
 
@@ -116,7 +117,7 @@ def job_cancel_view(request: HttpRequest, job_id: str) -> HttpResponse:
     job = get_object_or_404(jobs_for(request.workspace), pk=job_id)
     try:
         job_cancel(job=job)
-        messages.success(request, "Cancelled; its images were given back to your quota.")
+        messages.success(request, _("Cancelled; its images were given back to your quota."))
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("web:edit" if job.kind == Job.Kind.EDIT else "web:studio")
@@ -148,5 +149,5 @@ def gallery(request: HttpRequest) -> HttpResponse:
 @workspace_required
 def image_delete_view(request: HttpRequest, image_id: str) -> HttpResponse:
     image_delete(image=get_object_or_404(images_for(request.workspace), pk=image_id))
-    messages.success(request, "Image deleted.")
+    messages.success(request, _("Image deleted."))
     return redirect(f"{reverse('web:gallery')}?page={request.POST.get('page', '1')}")

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
@@ -43,7 +44,7 @@ def billing(request: HttpRequest) -> HttpResponse:
 @workspace_required
 def billing_checkout(request: HttpRequest) -> HttpResponse:
     if not is_owner(request):
-        return HttpResponseForbidden("Only the workspace's owner can manage its billing.")
+        return HttpResponseForbidden(_("Only the workspace's owner can manage its billing."))
     try:
         checkout = checkout_session_start(
             workspace=request.workspace,
@@ -60,7 +61,7 @@ def billing_checkout(request: HttpRequest) -> HttpResponse:
 @workspace_required
 def billing_portal(request: HttpRequest) -> HttpResponse:
     if not is_owner(request):
-        return HttpResponseForbidden("Only the workspace's owner can manage its billing.")
+        return HttpResponseForbidden(_("Only the workspace's owner can manage its billing."))
     try:
         url = portal_session_start(workspace=request.workspace)
     except DomainError as error:
@@ -93,7 +94,9 @@ def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
         return redirect("web:keys")
-    messages.success(request, f"Key {key.prefix}… revoked: it no longer works.")
+    messages.success(
+        request, _("Key %(prefix)s… revoked: it no longer works.") % {"prefix": key.prefix}
+    )
     return redirect("web:keys")
 
 
@@ -115,7 +118,7 @@ def team(request: HttpRequest) -> HttpResponse:
 @workspace_required
 def team_invite(request: HttpRequest) -> HttpResponse:
     if not is_manager(request):
-        return HttpResponseForbidden("Only the workspace's owner or admins can invite people.")
+        return HttpResponseForbidden(_("Only the workspace's owner or admins can invite people."))
     email = request.POST.get("email", "").strip()
     try:
         serializers.EmailField().run_validation(email)
@@ -126,13 +129,13 @@ def team_invite(request: HttpRequest) -> HttpResponse:
             allows_teams=plan_for(request.workspace).allows_teams,
         )
     except serializers.ValidationError:
-        messages.error(request, "Enter a valid email address.")
+        messages.error(request, _("Enter a valid email address."))
         return redirect("web:team")
     except DomainError as error:
         messages.error(request, error.message)
         return redirect("web:team")
     invitation_send(request, invitation)
-    messages.success(request, f"Invitation sent to {invitation.email}.")
+    messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
     return redirect("web:team")
 
 
@@ -141,12 +144,14 @@ def team_invite(request: HttpRequest) -> HttpResponse:
 def workspace_new(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("name", "").strip()[:150]
     if not name:
-        messages.error(request, "Give the team workspace a name.")
+        messages.error(request, _("Give the team workspace a name."))
         return redirect("web:team")
     workspace = workspace_create(owner=request.user, name=name)
     request.session[SESSION_WORKSPACE_KEY] = str(workspace.pk)
     messages.success(
-        request, f"Created {workspace.name}. Upgrade it to the Team plan to invite people."
+        request,
+        _("Created %(name)s. Upgrade it to the Team plan to invite people.")
+        % {"name": workspace.name},
     )
     return redirect("web:billing")
 
@@ -156,7 +161,7 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
 def workspace_switch(request: HttpRequest) -> HttpResponse:
     workspace = get_object_or_404(workspaces_for(request.user), pk=request.POST.get("workspace"))
     request.session[SESSION_WORKSPACE_KEY] = str(workspace.pk)
-    messages.success(request, f"Now working in {workspace.name}.")
+    messages.success(request, _("Now working in %(name)s.") % {"name": workspace.name})
     return redirect("web:studio")
 
 
@@ -175,5 +180,5 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             status=http_status(error),
         )
     request.session[SESSION_WORKSPACE_KEY] = str(membership.workspace_id)
-    messages.success(request, f"Welcome to {membership.workspace.name}.")
+    messages.success(request, _("Welcome to %(name)s.") % {"name": membership.workspace.name})
     return redirect("web:studio")

@@ -92,7 +92,7 @@ def test_an_operator_watches_the_last_hour_finds_a_job_and_opens_a_workspace(
     expect(rows).to_have_count(5)
     thumbnail = rows.filter(has_text="a green field").locator("td.field-thumbnail img")
     expect(thumbnail).to_be_visible()
-    assert thumbnail.evaluate("img => img.complete && img.naturalWidth") == 64
+    assert thumbnail.evaluate("img => img.decode().then(() => img.naturalWidth)") == 64
     page.fill("#searchbar", "teapot")
     page.locator("#changelist-search input[type=submit]").click()
     expect(rows).to_have_count(1)

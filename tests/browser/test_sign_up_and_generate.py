@@ -55,7 +55,8 @@ def test_a_new_person_signs_up_generates_three_images_and_is_told_when_the_fourt
         generate(page, seed=made)
         expect(meter).to_contain_text(f"{left} of 3 images left today")
         card = page.locator("article.job").first
-        # The card is live: queued or running, a progress bar polled by htmx, until done.
+        # The card is live: queued or running, a progress bar updated through its event
+        # stream (polled only while the stream is down), until done.
         if card.get_attribute("data-status") != "succeeded":
             expect(card.locator("progress")).to_be_attached()
             if made == 1:

@@ -58,6 +58,7 @@ def no_server_error(ctx: object, response: Any, case: object) -> None:
 @pytest.fixture
 def api_key(settings: object) -> str:
     settings.OPENAI_WAIT_SECONDS = 0  # type: ignore[attr-defined]
+    settings.PREFER_WAIT_MAX_SECONDS = 1  # type: ignore[attr-defined]
     # Room for every generated request, so that they reach validation and not the limits;
     # the priority lane, which no shared test worker serves.
     Plan.objects.filter(slug="pro").update(

@@ -62,14 +62,18 @@ class WorkerProcess:
                 self.kill()
 
 
-def start_worker(log_dir: Path, *, lanes: str = SHARED_LANES, **env: str) -> WorkerProcess:
-    """Start `celery worker` for `lanes` and return once it answers a ping."""
+def start_worker(
+    log_dir: Path, *, lanes: str = SHARED_LANES, queues: str = "", **env: str
+) -> WorkerProcess:
+    """Start `celery worker` for `lanes` (or other `queues`, with a thread pool, as the
+    webhooks worker runs) and return once it is ready."""
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     log = log_dir / f"{hostname.split('@')[0]}.log"
+    pool = ["--pool", "threads", "--concurrency", "4"] if queues else ["--pool", "solo"]
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-            "--queues", ",".join(f"gpu.{lane}" for lane in lanes.split(",")),
+            sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
+            "--queues", queues or ",".join(f"gpu.{lane}" for lane in lanes.split(",")),
             "--hostname", hostname, "--loglevel", "INFO",
             "--without-mingle", "--without-gossip",
         ],

@@ -27,7 +27,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAITERS = 24
 
 
-async def asgi_post(app: ASGIHandler, path: str, body: dict[str, object], key: str) -> dict:
+async def asgi_post(
+    app: ASGIHandler,
+    path: str,
+    body: dict[str, object],
+    key: str,
+    headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> dict:
     """One request through the ASGI app, as an ASGI server sends it."""
     payload = json.dumps(body).encode()
     scope = {
@@ -37,7 +43,7 @@ async def asgi_post(app: ASGIHandler, path: str, body: dict[str, object], key: s
         "headers": [
             (b"host", b"localhost"), (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
-            (b"authorization", f"Bearer {key}".encode()),
+            (b"authorization", f"Bearer {key}".encode()), *headers,
         ],
     }  # fmt: skip
     answered = asyncio.Event()
@@ -59,7 +65,8 @@ async def asgi_post(app: ASGIHandler, path: str, body: dict[str, object], key: s
 
     await app(scope, receive, send)
     body_bytes = b"".join(m.get("body", b"") for m in messages if m["type"].endswith("body"))
-    return {"status": messages[0]["status"], "body": json.loads(body_bytes)}
+    head = {k.decode("latin1").lower(): v.decode("latin1") for k, v in messages[0]["headers"]}
+    return {"status": messages[0]["status"], "body": json.loads(body_bytes), "headers": head}
 
 
 # The test's own queries run on asgiref's long-lived thread: each closes its connection.

@@ -172,3 +172,22 @@ def test_a_slot_in_the_waiting_room_is_kept_for_the_request_it_was_given_to(
         )
         assert other.status_code == 503
         assert post(bob).status_code == 202  # the refused request, back at its slot
+
+
+def test_under_an_idempotency_key_the_slot_is_kept_for_that_key(
+    alice: Person, bob: Person, slow_gpus: None
+) -> None:
+    Plan.objects.filter(slug="free").update(daily_images=100, requests_per_minute=100)
+
+    def send(key: str) -> object:
+        return bob.client().post(
+            "/api/v1/generations", small_job(), format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+
+    with time_machine.travel(time.time(), tick=False) as clock:
+        assert post(alice).status_code == 202
+        refused = send("first")
+        assert refused.status_code == 503
+        clock.shift(timedelta(seconds=int(refused["Retry-After"])))
+        assert send("second").status_code == 503  # the same body, another request
+        assert send("first").status_code == 202

@@ -96,6 +96,11 @@ def test_rules_managed_in_the_admin_take_effect(admin_client: object, alice: Per
             "active": "on",
             "created_at_0": "2026-01-01",
             "created_at_1": "00:00:00",
+            # The inline of translations (none here: the rule speaks English only).
+            "translations-TOTAL_FORMS": "0",
+            "translations-INITIAL_FORMS": "0",
+            "translations-MIN_NUM_FORMS": "0",
+            "translations-MAX_NUM_FORMS": "1000",
         },
     )
     assert response.status_code == 302

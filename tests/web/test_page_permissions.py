@@ -46,6 +46,7 @@ def test_bob_cannot_reach_alices_job_image_or_key(
     job = alices_image.job
     key = alice.workspace.api_keys.get()
     assert bob_web.get(f"/jobs/{job.id}/").status_code == 404
+    assert bob_web.get(f"/jobs/{job.id}/events/").status_code == 404
     assert bob_web.post(f"/jobs/{job.id}/cancel/").status_code == 404
     assert bob_web.get(f"/images/{alices_image.id}").status_code == 404
     assert bob_web.post(f"/gallery/{alices_image.id}/delete/").status_code == 404
@@ -58,6 +59,10 @@ def test_bob_cannot_reach_alices_job_image_or_key(
 
 def test_charlie_cannot_fetch_an_image(charlie_web: Client, alices_image: Image) -> None:
     assert charlie_web.get(f"/images/{alices_image.id}").status_code == 302
+
+
+def test_charlie_cannot_follow_a_jobs_card(charlie_web: Client, alices_image: Image) -> None:
+    assert charlie_web.get(f"/jobs/{alices_image.job_id}/events/").status_code == 302
 
 
 def test_bob_cannot_switch_into_alices_workspace(alice: Person, bob_web: Client) -> None:

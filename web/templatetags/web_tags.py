@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from config.durations import duration_text
 from web.submit import seconds_until
@@ -18,4 +20,7 @@ def time_until(moment: datetime | None) -> str:
 
 @register.filter
 def dollars(cents: int) -> str:
-    return f"${cents / 100:,.2f}" if cents % 100 else f"${cents // 100:,}"
+    """A price in the active language's number format: "$1,234.50", "1 234,50 $"."""
+    decimals = 2 if cents % 100 else 0
+    amount = number_format(cents / 100, decimal_pos=decimals, use_l10n=True, force_grouping=True)
+    return _("$%(amount)s") % {"amount": amount}

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generation", "0008_fair_queue")]
+    dependencies = [("generation", "0011_webhooks")]
 
     operations = [
         migrations.AddIndex(
