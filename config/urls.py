@@ -7,15 +7,12 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import json_404, json_500
-
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness for the load balancer: the process answers (touches no database)."""
-    return HttpResponse(b"ok", content_type="text/plain")
-
+from config.health import healthz, readyz
 
 urlpatterns = [
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("", include("generation.metrics_urls")),  # /metrics
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("billing.urls")),

@@ -25,6 +25,8 @@ from django.db import close_old_connections, connection
 from PIL import Image as PILImage
 from redis import RedisError
 
+from config.logs import job_context
+from config.metrics import BATCH_IMAGES, OOM_BACKOFFS, RENDER_SECONDS_PER_IMAGE
 from generation.images import encode_png
 from generation.models import Job
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
@@ -122,7 +124,11 @@ def run_batch(jobs: list[Job], *, worker: str) -> None:
     refunded (cancelled jobs are dropped); then wake a worker for what their workspaces
     still have queued."""
     try:
-        _run_batch(jobs, worker=worker)
+        with job_context(
+            job_ids=[str(job.pk) for job in jobs], request_ids=[job.request_id for job in jobs]
+        ):
+            logger.info("Claimed %d jobs", len(jobs))
+            _run_batch(jobs, worker=worker)
     finally:
         jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
 
@@ -171,10 +177,15 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
                 _run_batch([job], worker=worker)
             return
         for job in jobs:
-            job_fail(job=job, worker=worker, code=code, message=message)
+            with job_context(job_ids=[str(job.pk)], request_ids=[job.request_id]):
+                if job_fail(job=job, worker=worker, code=code, message=message):
+                    logger.info("Job failed: %s", code, extra={"code": code})
         return
     rendered_at = time.monotonic()
     images = sum(len(images) for images in rendered)
+    BATCH_IMAGES.observe(images)
+    if images:
+        RENDER_SECONDS_PER_IMAGE.observe((rendered_at - started) / images)
     try:
         throughput_record(images=images, seconds=rendered_at - started)
     except RedisError:  # the estimate misses one sample; the images must still be settled
@@ -223,6 +234,7 @@ def render_with_backoff(
         if not pipeline.is_out_of_memory(exc) or len(jobs) == 1:
             raise
         logger.warning("Out of memory with %d jobs; splitting the batch", len(jobs))
+        OOM_BACKOFFS.inc()
         half = len(jobs) // 2
         return render_with_backoff(jobs[:half], on_step=on_step) + render_with_backoff(
             jobs[half:], on_step=on_step

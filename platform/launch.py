@@ -111,6 +111,14 @@ def run(var: Path, port: int) -> int:
         (var / RUN_ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in service_env.items()))
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        # Each process group writes its Prometheus metrics to a folder of its own, emptied
+        # here (a restart starts at zero): the web server's /metrics adds up its processes,
+        # the worker serves its own on WORKER_METRICS_PORT (README: Metrics).
+        metrics = {name: var / "metrics" / name for name in ("web", "worker", "beat")}
+        for folder in metrics.values():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        worker_port = os.environ.get("WORKER_METRICS_PORT", str(port + 1))
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         commands = {
             "web": [
@@ -127,14 +135,22 @@ def run(var: Path, port: int) -> int:
                 "--schedule", str(var / "celerybeat-schedule"),
             ],
         }  # fmt: skip
+        extra = {"worker": {"WORKER_METRICS_PORT": worker_port}}
         processes = {
-            name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+            name: subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics[name]), **extra.get(name, {})},
+                start_new_session=True,
+            )
             for name, cmd in commands.items()
         }
         print(
             f"\n  Atelier is running at http://127.0.0.1:{port}/\n"
             f"  Create an admin (another terminal):  make admin\n"
-            f"  Admin:  http://127.0.0.1:{port}/admin/     Ctrl-C stops everything.\n",
+            f"  Admin:  http://127.0.0.1:{port}/admin/     Ctrl-C stops everything.\n"
+            f"  Metrics: http://127.0.0.1:{port}/metrics (web), "
+            f"http://127.0.0.1:{worker_port}/metrics (worker)\n",
             flush=True,
         )
         stopping = False
