@@ -35,6 +35,9 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+if _folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(_folder, exist_ok=True)  # a process started before anyone made it
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 HTTP_REQUESTS = Counter(
