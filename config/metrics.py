@@ -28,6 +28,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
@@ -96,6 +97,19 @@ STRIPE_EVENTS = Counter(
     "Stripe webhook deliveries by event type and outcome "
     "(succeeded, failed, retry, duplicate, rejected).",
     ["type", "outcome"],
+)
+
+# Per worker process (a GPU each), kept while the process lives ("liveall": one series per
+# process id, which is bounded by the processes running, not by tenants).
+GPU_MEMORY = Gauge(
+    "atelier_gpu_memory_bytes",
+    "GPU memory held by a worker process (CUDA only), after its last batch.",
+    multiprocess_mode="liveall",
+)
+GPU_UTILISATION = Gauge(
+    "atelier_gpu_utilisation_ratio",
+    "Utilisation of a worker's GPU (0-1) after its last batch (CUDA with NVML only).",
+    multiprocess_mode="liveall",
 )
 
 # Stripe's event types are many; only those the platform handles get a label of their own.

@@ -83,7 +83,7 @@ class RequestMiddleware:
         status = response.status_code
         HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
         HTTP_LATENCY.labels(route, request.method).observe(elapsed)
-        if request.path not in QUIET_PATHS:
+        if request.path not in QUIET_PATHS and logger.isEnabledFor(logging.INFO):
             code = _refusal_code.get()
             extra: dict[str, Any] = {
                 "method": request.method,

@@ -26,7 +26,13 @@ from PIL import Image as PILImage
 from redis import RedisError
 
 from config.logs import job_context
-from config.metrics import BATCH_IMAGES, OOM_BACKOFFS, RENDER_SECONDS_PER_IMAGE
+from config.metrics import (
+    BATCH_IMAGES,
+    GPU_MEMORY,
+    GPU_UTILISATION,
+    OOM_BACKOFFS,
+    RENDER_SECONDS_PER_IMAGE,
+)
 from generation.images import encode_png
 from generation.models import Job
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
@@ -190,11 +196,23 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
         throughput_record(images=images, seconds=rendered_at - started)
     except RedisError:  # the estimate misses one sample; the images must still be settled
         logger.warning("Throughput not recorded: Redis unreachable")
+    gpu_gauges_set(pipeline)
     jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
     logger.info(
         "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
         len(jobs), images, (rendered_at - started) * 1000, (time.monotonic() - rendered_at) * 1000,
     )  # fmt: skip
+
+
+def gpu_gauges_set(pipeline: ModuleType) -> None:
+    """The worker's GPU memory and utilisation gauges (CUDA only; nothing elsewhere)."""
+    usage = getattr(pipeline, "gpu_usage", lambda: None)()
+    if usage is None:
+        return
+    memory, utilisation = usage
+    GPU_MEMORY.set(memory)
+    if utilisation is not None:
+        GPU_UTILISATION.set(utilisation)
 
 
 def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:

@@ -21,9 +21,9 @@ backlog = int(os.environ.get("WEB_BACKLOG", "4096"))
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-# Django logs one line per request itself, with its request id (config/request_middleware.py);
-# gunicorn's plain access log is kept for LOG_FORMAT=text only.
-accesslog = None if os.environ.get("LOG_FORMAT") == "json" else "-"
+# No access log of gunicorn's: Django logs one line per request itself, with its request id,
+# status, time and a refusal's code, in LOG_FORMAT (config/request_middleware.py).
+accesslog = None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Prometheus multiprocess mode (config/metrics.py): every web process writes its metrics to

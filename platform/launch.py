@@ -111,13 +111,10 @@ def run(var: Path, port: int) -> int:
         (var / RUN_ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in service_env.items()))
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-        # Each process group writes its Prometheus metrics to a folder of its own, emptied
-        # here (a restart starts at zero): the web server's /metrics adds up its processes,
-        # the worker serves its own on WORKER_METRICS_PORT (README: Metrics).
-        metrics = {name: var / "metrics" / name for name in ("web", "worker", "beat")}
-        for folder in metrics.values():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
+        # The web processes add up their Prometheus metrics through a folder (multiprocess
+        # mode; gunicorn.conf.py empties it at start); the worker, one process, serves its
+        # own on WORKER_METRICS_PORT (README: Metrics and alerts).
+        web_metrics = var / "metrics" / "web"
         worker_port = os.environ.get("WORKER_METRICS_PORT", str(port + 1))
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         commands = {
@@ -135,13 +132,13 @@ def run(var: Path, port: int) -> int:
                 "--schedule", str(var / "celerybeat-schedule"),
             ],
         }  # fmt: skip
-        extra = {"worker": {"WORKER_METRICS_PORT": worker_port}}
+        extra = {
+            "web": {"PROMETHEUS_MULTIPROC_DIR": str(web_metrics)},
+            "worker": {"WORKER_METRICS_PORT": worker_port},
+        }
         processes = {
             name: subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics[name]), **extra.get(name, {})},
-                start_new_session=True,
+                cmd, cwd=ROOT, env={**env, **extra.get(name, {})}, start_new_session=True
             )
             for name, cmd in commands.items()
         }
