@@ -5,7 +5,7 @@
 # itself (config/front_door.py). bench/front_door.py measured it against gthread WSGI; the
 # README's "Web server" section has the figures and the sizing rules.
 import os
-import tempfile
+import shutil
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
@@ -28,10 +28,14 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Prometheus multiprocess mode (config/metrics.py): every web process writes its metrics to
 # files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. The folder is this server's
-# alone (a fresh temporary one unless set), emptied at start so that a restart begins at
-# zero, as Prometheus expects of a restarted target.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-    prefix="atelier-web-metrics-"
+# alone (by default var/metrics/web-<master pid>, removed at exit), emptied at start so that a
+# restart begins at zero, as Prometheus expects of a restarted target.
+_var = os.environ.get("ATELIER_VAR_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var"
+)
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    _var, "metrics", f"web-{os.getpid()}"
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
@@ -48,3 +52,8 @@ def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -53,6 +53,18 @@ def readyz_until(url: str, status: int, timeout: float = 60) -> dict[str, str]:
         time.sleep(0.25)
 
 
+def all_ready(url: str) -> None:
+    """Both web processes are back (each checks at most once a second): ten probes in a
+    row, spread over both, answer ready."""
+    deadline = time.monotonic() + 60
+    in_a_row = 0
+    while in_a_row < 10:
+        assert time.monotonic() < deadline, "a web process did not recover"
+        ok = requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        in_a_row = in_a_row + 1 if ok else 0
+        time.sleep(0.1)
+
+
 def test_readyz_fails_with_the_database_or_redis_away_and_recovers(
     tmp_path: Path, relays: tuple[Relay, Relay]
 ) -> None:
@@ -74,18 +86,11 @@ def test_readyz_fails_with_the_database_or_redis_away_and_recovers(
         assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
         database.restore()
         assert readyz_until(url, 200) == {"status": "ready"}
+        all_ready(url)
 
         redis.cut()
         answer = readyz_until(url, 503)
         assert answer["reason"].startswith("redis: "), answer
         redis.restore()
         assert readyz_until(url, 200) == {"status": "ready"}
-        # Both web processes come back (each checks at most once a second): ten probes in
-        # a row, spread over both, answer ready.
-        deadline = time.monotonic() + 60
-        in_a_row = 0
-        while in_a_row < 10:
-            assert time.monotonic() < deadline, "a web process did not recover"
-            ok = requests.get(f"{url}/readyz", timeout=10).status_code == 200
-            in_a_row = in_a_row + 1 if ok else 0
-            time.sleep(0.1)
+        all_ready(url)

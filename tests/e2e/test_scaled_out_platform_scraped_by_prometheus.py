@@ -27,6 +27,7 @@ from billing.models import QuotaCounter
 from generation.models import Image, Job
 from tests.conftest import make_person, small_job
 from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, wait_for_job
+from tests.e2e.test_redis_stopped import RedisServer
 from tests.e2e.web_server import web_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -78,6 +79,14 @@ def prometheus(directory: Path, *, web: list[str], workers: list[str]) -> Iterat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 def query(prometheus_url: str, expr: str) -> list[dict[str, object]]:
@@ -151,11 +160,13 @@ def draw(prometheus_url: str, start: float, end: float) -> None:
 
 
 def test_two_web_nodes_and_three_workers_do_every_job_once_and_prometheus_sees_them_all(
-    tmp_path: Path, demo_model: Path
+    tmp_path: Path, demo_model: Path, own_redis: RedisServer
 ) -> None:
     payers = [make_person(f"payer{n}@example.com", plan="pro") for n in range(2)]
     free = [make_person(f"free{n}@example.com") for n in range(2)]
-    env = {"METRICS_TOKEN": TOKEN, "METRICS_ALLOW_IPS": ""}
+    # A Redis of its own: the suite's shared worker (free and standard lanes, on the suite's
+    # Redis) gets no ticket for these jobs, so only this test's three workers run them.
+    env = {"METRICS_TOKEN": TOKEN, "METRICS_ALLOW_IPS": "", "REDIS_URL": own_redis.url}
     worker_ports = [free_port() for _ in range(3)]
     lanes = ["priority", "free", "priority,free"]
     workers: list[WorkerProcess] = []
@@ -208,6 +219,7 @@ def test_two_web_nodes_and_three_workers_do_every_job_once_and_prometheus_sees_t
                     GENERATION_MODEL=str(demo_model),
                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"worker-{port}-metrics"),
                     WORKER_METRICS_PORT=str(port),
+                    REDIS_URL=own_redis.url,
                 )
             )
             stack.callback(workers[-1].stop)
