@@ -31,6 +31,8 @@ from billing.models import Plan
 from billing.quotas import QuotaExceeded
 from billing.selectors import QuotaStatus, quota_status
 from config.errors import DomainError
+from config.metrics import ADMISSIONS
+from config.request_middleware import refusal_code_set
 from generation.models import Job
 from generation.overload import admission_check
 from generation.policy import policy_check
@@ -65,7 +67,40 @@ def job_request_admit(
 ) -> Admission:
     """Admit a request for images (params validated against `plan`), or raise a DomainError.
 
-    A refusal costs nothing: no job, no quota, no stored upload."""
+    A refusal costs nothing: no job, no quota, no stored upload. Each outcome is counted
+    (atelier_admissions_total, by code and plan) and a refusal's code goes on the request's
+    log line."""
+    try:
+        admission = _admit(
+            workspace=workspace,
+            user=user,
+            api_key=api_key,
+            plan=plan,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+    except DomainError as exc:
+        ADMISSIONS.labels("refused", exc.code, plan.slug).inc()
+        refusal_code_set(exc.code)
+        raise
+    except Exception:
+        # A dependency away (answered 503 by the API's handler) or a bug (500).
+        ADMISSIONS.labels("error", "", plan.slug).inc()
+        raise
+    outcome = "admitted" if admission.created else "replayed"
+    ADMISSIONS.labels(outcome, "", plan.slug).inc()
+    return admission
+
+
+def _admit(
+    *,
+    workspace: Workspace,
+    user: User | None,
+    api_key: ApiKey | None,
+    plan: Plan,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+) -> Admission:
     if workspace.is_suspended:
         raise WorkspaceSuspended()
     rate = submit_rate_check(workspace=workspace, plan=plan)

@@ -77,6 +77,9 @@ class Job(models.Model):
     # Defaults in the database too, so that SQL fills (bench/, tests) need not name them.
     webhook = models.URLField(max_length=2000, blank=True, default="", db_default="")
     webhook_events_filter = models.JSONField(default=list, blank=True, db_default=[])
+    # The X-Request-ID of the request that admitted it: the worker's log lines carry it.
+    # (A database default too: bulk fills in SQL, such as the benchmarks', leave it out.)
+    request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
