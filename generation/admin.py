@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from config.errors import DomainError
 from generation.models import (
@@ -160,7 +160,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Redeliver the selected deliveries (same webhook-id and body)")
+    @admin.action(
+        description=gettext_lazy("Redeliver the selected deliveries (same webhook-id and body)")
+    )
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         sent = 0
         for delivery in queryset:
@@ -169,4 +171,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 sent += 1
             except DomainError as error:
                 self.message_user(request, f"{delivery.pk}: {error.message}", messages.WARNING)
-        self.message_user(request, f"{sent} delivery(ies) queued again.")
+        self.message_user(
+            request,
+            ngettext("%(sent)d delivery queued again.", "%(sent)d deliveries queued again.", sent)
+            % {"sent": sent},
+        )
