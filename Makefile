@@ -41,7 +41,13 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium
 
-test: $(STAMP) $(CHROMIUM) $(MO)
+# The alert rules' tests and the real scrape use Debian's Prometheus (promtool, prometheus).
+PROMTOOL := /usr/bin/promtool
+
+$(PROMTOOL):
+	apt-get update && apt-get install -y --no-install-recommends prometheus
+
+test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(MO)
 	$(PY) platform/launch.py test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 admin: $(STAMP)

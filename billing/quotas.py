@@ -27,6 +27,7 @@ from billing.models import AllowanceCounter, Plan, QuotaCounter, QuotaLedgerEntr
 from billing.selectors import LIMIT_SQL, quota_params
 from config.durations import duration_text
 from config.errors import DomainError
+from config.metrics import QUOTA_IMAGES
 
 
 class JobRef(Protocol):
@@ -143,6 +144,7 @@ def quota_reserve(
         limit, used, allowance = cursor.fetchone()
     if used is None:
         raise QuotaExceeded(limit=limit, reset_at=reset_at, allowance=allowance)
+    QUOTA_IMAGES.labels("reserved").inc(images)
     return Reservation(used=used, limit=limit, allowance=allowance)
 
 
@@ -188,6 +190,7 @@ _CAPTURE_SQL = """
     FROM billing_quotaledgerentry
     WHERE job_id = ANY(%(jobs)s) AND kind = 'reserve'
     ON CONFLICT DO NOTHING
+    RETURNING images
 """
 
 
@@ -196,7 +199,9 @@ def quotas_capture(*, job_ids: list[object]) -> int:
     captured now (not those settled before)."""
     with connection.cursor() as cursor:
         cursor.execute(_CAPTURE_SQL, {"jobs": list(job_ids), "at": timezone.now()})
-        return cursor.rowcount
+        captured = [images for (images,) in cursor.fetchall()]
+    QUOTA_IMAGES.labels("captured").inc(sum(captured))
+    return len(captured)
 
 
 def quota_capture(*, job: JobRef) -> bool:
@@ -213,6 +218,7 @@ def quota_release(*, job: JobRef) -> bool:
     if entry is None:
         return False
     _give_back(entry=entry)
+    QUOTA_IMAGES.labels("released").inc(entry.images)
     return True
 
 
@@ -239,4 +245,5 @@ def quota_refund(*, job: JobRef) -> int:
     except IntegrityError:
         return 0
     _give_back(entry=capture, floor=capture.images)
+    QUOTA_IMAGES.labels("refunded").inc(capture.images)
     return capture.images

@@ -52,6 +52,7 @@ from billing.subscriptions import (
     subscription_apply_state,
 )
 from config.errors import DomainError, ServiceUnavailable
+from config.metrics import STRIPE_EVENTS, stripe_event_type_label
 
 logger = logging.getLogger(__name__)
 
@@ -287,20 +288,31 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> WebhookR
         stripe.Webhook.construct_event(payload, signature or "", settings.STRIPE_WEBHOOK_SECRET)
         data = json.loads(payload)
     except stripe.SignatureVerificationError as exc:
+        STRIPE_EVENTS.labels("unverified", "rejected").inc()
         raise WebhookRejected(f"The Stripe signature does not verify: {exc.user_message}") from None
     except ValueError:
+        STRIPE_EVENTS.labels("unverified", "rejected").inc()
         raise WebhookRejected("The body is not a Stripe event.") from None
     if not isinstance(data, dict) or not data.get("id") or not data.get("type"):
+        STRIPE_EVENTS.labels("unverified", "rejected").inc()
         raise WebhookRejected("The body is not a Stripe event.")
+    counted = STRIPE_EVENTS.labels(stripe_event_type_label(str(data["type"])), "retry")
     try:
         event, claimed = _store(data)
         if not claimed:
+            STRIPE_EVENTS.labels(stripe_event_type_label(event.type), "duplicate").inc()
             return WebhookResult(event, duplicate=True)
         event, failure = _process(event)
     except DATABASE_BUSY:
+        counted.inc()
         raise _database_busy() from None
+    except Exception:
+        counted.inc()
+        raise
     if failure is None or isinstance(failure, PERMANENT_FAILURES):
+        STRIPE_EVENTS.labels(stripe_event_type_label(event.type), event.status).inc()
         return WebhookResult(event, duplicate=False, refused=failure)
+    counted.inc()
     raise failure
 
 

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from config.errors import DomainError
 from config.overload import unavailable_error
+from config.request_middleware import refusal_code_set
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def domain_error_response(error: DomainError) -> JsonResponse:
 def error_body(
     *, code: str, message: str, status_code: int, param: str | None = None, **extra: Any
 ) -> dict[str, Any]:
+    refusal_code_set(code)  # logged once, on the request's line (config/request_middleware)
     error_type = _TYPE_BY_STATUS.get(
         status_code, "api_error" if status_code >= 500 else "invalid_request_error"
     )

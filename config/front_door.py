@@ -36,6 +36,8 @@ from typing import Any
 
 from django.urls import Resolver404, get_resolver
 
+from config.logs import request_id_from, request_id_var
+from config.metrics import HTTP_SHED
 from config.prefer import asks_to_wait
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ def overload_response_body() -> bytes:
 
 
 def overloaded_start(body: bytes) -> Message:
+    HTTP_SHED.labels("overloaded").inc()
+    logger.info("Shed: 503 overloaded", extra={"code": "overloaded", "status": 503})
     return {
         "type": "http.response.start",
         "status": 503,
@@ -72,6 +76,7 @@ def overloaded_start(body: bytes) -> Message:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(OVERLOAD_RETRY_AFTER).encode()),
+            (b"x-request-id", request_id_var.get().encode()),
         ],
     }
 
@@ -92,13 +97,29 @@ async def send_too_large(send: Send, limit: int) -> None:
             status_code=413,
         )
     ).encode()
+    HTTP_SHED.labels("too_large").inc()
+    logger.info("Refused: 413 request_too_large", extra={"code": "request_too_large"})
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),  # the rest of the body is not read
+        (b"x-request-id", request_id_var.get().encode()),
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def with_request_id(scope: Scope) -> Scope:
+    """The request's id (an acceptable incoming X-Request-ID, else a new one) in the scope's
+    headers, where Django's RequestMiddleware reads it, and in this task's context, so that
+    the front door's own lines and answers carry it too."""
+    headers = [(name, value) for name, value in scope["headers"] if name != b"x-request-id"]
+    incoming = next(
+        (value for name, value in scope["headers"] if name == b"x-request-id"), b""
+    ).decode("latin1")
+    request_id = request_id_from(incoming)
+    request_id_var.set(request_id)
+    return {**scope, "headers": [*headers, (b"x-request-id", request_id.encode())]}
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -268,6 +289,7 @@ class FrontDoor:
             return
         if scope["type"] != "http":
             raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+        scope = with_request_id(scope)
         # Bodies are bounded on every URL before Django or a view reads (or spools) them: a
         # declared length past the bound is refused unread; a streamed body without one is
         # read here, up to the bound, before it goes on.

@@ -4,6 +4,7 @@ One settings module (STYLE.md), so it is long: every setting is a variable with 
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str, env_url
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ATELIER_VAR_DIR", str(BASE_DIR / "var")))
@@ -34,6 +36,19 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [
+            ipaddress.ip_network(item, strict=False)
+            for item in env_list(name, default.split(","))
+            if item
+        ]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -58,6 +73,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_middleware.RequestMiddleware",  # X-Request-ID, metrics, one log line
     "config.prefer.prefer_wait_middleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.StaticFilesMiddleware",
@@ -225,7 +241,11 @@ STORAGES = {
 
 # Production hardening; each is a variable so that nothing exists only in production.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's probe speaks plain HTTP
+SECURE_REDIRECT_EXEMPT = [
+    r"^healthz$",
+    r"^readyz$",
+    r"^metrics$",
+]  # the load balancer's probe speaks plain HTTP
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
@@ -412,10 +432,21 @@ BILLING_PORTAL_RETURN_URL = env_url(
     "BILLING_PORTAL_RETURN_URL", "http://localhost:8000/billing", schemes=("https", "http")
 )
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Logs: one line per record, readable text (make run) or one JSON object per line
+# (LOG_FORMAT=json), each with the request id of its request or of the jobs it created.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be text or json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+# Celery workers log through the same configuration (else Celery installs its own format).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Prometheus metrics (config/metrics.py). GET /metrics answers a caller with the bearer
+# token METRICS_TOKEN or from an address in METRICS_ALLOW_IPS (default: loopback only).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOW_NETWORKS = _networks("METRICS_ALLOW_IPS", "127.0.0.1,::1")
+# A Celery worker serves its own metrics on this port (0: none), on WORKER_METRICS_ADDR.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1")
+# /readyz checks the database and Redis at most once per this many seconds per process.
+READYZ_CACHE_SECONDS = env_int("READYZ_CACHE_SECONDS", 1, minimum=0)

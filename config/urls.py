@@ -11,6 +11,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import json_404, json_500
+from config.health import healthz, readyz
 
 
 class EnglishSchemaView(SpectacularAPIView):
@@ -25,13 +26,10 @@ class EnglishSchemaView(SpectacularAPIView):
         return response
 
 
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness for the load balancer: the process answers (touches no database)."""
-    return HttpResponse(b"ok", content_type="text/plain")
-
-
 urlpatterns = [
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("", include("generation.metrics_urls")),  # /metrics
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("billing.urls")),

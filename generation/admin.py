@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from billing.models import Subscription
 from billing.selectors import default_plan
@@ -289,4 +290,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
                 sent += 1
             except DomainError as error:
                 self.message_user(request, f"{delivery.pk}: {error.message}", messages.WARNING)
-        self.message_user(request, _("%(sent)d delivery(ies) queued again.") % {"sent": sent})
+        self.message_user(
+            request,
+            ngettext("%(sent)d delivery queued again.", "%(sent)d deliveries queued again.", sent)
+            % {"sent": sent},
+        )

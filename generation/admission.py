@@ -31,6 +31,8 @@ from billing.models import Plan
 from billing.quotas import QuotaExceeded
 from billing.selectors import QuotaStatus, quota_status
 from config.errors import DomainError
+from config.metrics import ADMISSIONS
+from config.request_middleware import refusal_code_set
 from generation.models import Job
 from generation.overload import admission_check
 from generation.policy import policy_check
@@ -66,10 +68,11 @@ def job_request_admit(
 ) -> Admission:
     """Admit a request for images (params validated against `plan`), or raise a DomainError.
 
-    A refusal costs nothing: no job, no quota, no stored upload; it is counted by code for
-    the operators' dashboard."""
+    A refusal costs nothing: no job, no quota, no stored upload. Each outcome is counted
+    (atelier_admissions_total, by code and plan), a refusal's code goes on the request's
+    log line and is counted per minute for the operators' dashboard."""
     try:
-        return _admit(
+        admission = _admit(
             workspace=workspace,
             user=user,
             api_key=api_key,
@@ -77,9 +80,18 @@ def job_request_admit(
             params=params,
             idempotency_key=idempotency_key,
         )
-    except DomainError as error:
-        refusal_record(error.code)
+    except DomainError as exc:
+        ADMISSIONS.labels("refused", exc.code, plan.slug).inc()
+        refusal_code_set(exc.code)
+        refusal_record(exc.code)
         raise
+    except Exception:
+        # A dependency away (answered 503 by the API's handler) or a bug (500).
+        ADMISSIONS.labels("error", "", plan.slug).inc()
+        raise
+    outcome = "admitted" if admission.created else "replayed"
+    ADMISSIONS.labels(outcome, "", plan.slug).inc()
+    return admission
 
 
 def _admit(

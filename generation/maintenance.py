@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.quotas import quota_release
+from config.metrics import JOBS_FINISHED
 from generation.models import Image, Job, WebhookDelivery
 from generation.notify import job_event, job_events_on_commit
 from generation.queue import flows_held, queue_index_add, queue_index_check, queue_index_remove
@@ -76,6 +77,7 @@ def _job_expire(*, job: Job) -> bool:
             error_message="The job did not finish in time; its images were given back.",
         )
     if expired:
+        JOBS_FINISHED.labels(Job.Status.FAILED, "deadline_exceeded").inc()
         queue_index_remove([job])
         quota_release(job=job)
         job_events_on_commit([job_event(job.pk, "completed", Job.Status.FAILED, job.progress)])

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models import Lane
 
@@ -77,6 +78,9 @@ class Job(models.Model):
     # Defaults in the database too, so that SQL fills (bench/, tests) need not name them.
     webhook = models.URLField(max_length=2000, blank=True, default="", db_default="")
     webhook_events_filter = models.JSONField(default=list, blank=True, db_default=[])
+    # The X-Request-ID of the request that admitted it: the worker's log lines carry it.
+    # (A database default too: bulk fills in SQL, such as the benchmarks', leave it out.)
+    request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -298,9 +302,9 @@ class PolicyRefusal(models.Model):
 
 
 class WebhookEvent(models.TextChoices):
-    START = "start", "Start"
-    PROGRESS = "progress", "Progress"
-    COMPLETED = "completed", "Completed"
+    START = "start", pgettext_lazy("webhook event", "Start")
+    PROGRESS = "progress", pgettext_lazy("webhook event", "Progress")
+    COMPLETED = "completed", pgettext_lazy("webhook event", "Completed")
 
 
 class WebhookSigningSecret(models.Model):
@@ -340,15 +344,20 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.url
 
+    @property
+    def event_labels(self) -> list[str]:
+        """The events it receives, in their order, as people read them (active language)."""
+        return [str(event.label) for event in WebhookEvent if event in self.events]
+
 
 class WebhookDelivery(models.Model):
     """One event for one URL: sent, retried with backoff, recorded attempt by attempt. Its id
     is the `webhook-id` every attempt carries, so receivers can drop duplicates."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", pgettext_lazy("webhook delivery", "Pending")
+        SUCCEEDED = "succeeded", pgettext_lazy("webhook delivery", "Succeeded")
+        FAILED = "failed", pgettext_lazy("webhook delivery", "Failed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(
@@ -363,7 +372,7 @@ class WebhookDelivery(models.Model):
         null=True,
         blank=True,
         related_name="deliveries",
-        help_text="Empty: the job's own `webhook`.",
+        help_text=_("Empty: the job's own `webhook`."),
     )
     url = models.URLField(max_length=2000)
     event = models.CharField(max_length=16, choices=WebhookEvent.choices)
@@ -376,7 +385,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         indexes = [models.Index(fields=["workspace", "-created_at"])]
 
     def __str__(self) -> str:

@@ -235,3 +235,15 @@ def run_batch(
 def warm_up(model: str | None = None) -> None:
     """Load the model and run one small step, so that the first job does not pay for it."""
     run_batch(BatchSpec(64, 64, 1, 1.0), [BatchItem("warm up", "", 0)], model=model)
+
+
+def gpu_usage() -> tuple[float, float | None] | None:
+    """(bytes of GPU memory this process holds, the GPU's utilisation 0-1 or None when the
+    driver does not say), or None off CUDA. Read after each batch for the worker's gauges."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        utilisation: float | None = torch.cuda.utilization() / 100
+    except Exception:  # needs NVML (pynvml); memory is known without it
+        utilisation = None
+    return float(torch.cuda.memory_allocated()), utilisation

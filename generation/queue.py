@@ -670,6 +670,41 @@ def worker_alive(worker: str, lanes: Iterable[str] = ()) -> None:
     pipe.execute()
 
 
+def worker_last_seen(worker_prefix: str) -> float | None:
+    """When a worker whose id starts with `worker_prefix` (a host name and ":") last
+    reported alive, as a Unix time; None if none ever did (or long ago)."""
+    entries: list[tuple[bytes, float]] = redis_client().zrange(  # type: ignore[assignment]
+        WORKERS_KEY, 0, -1, withscores=True
+    )
+    seen = [score for member, score in entries if member.decode().startswith(worker_prefix)]
+    return max(seen) if seen else None
+
+
+def lane_live_workers(lanes: Iterable[str]) -> dict[str, int]:
+    """Live workers serving each lane (one Redis round trip)."""
+    since = time.time() - settings.WORKER_ALIVE_TIMEOUT
+    lanes = list(lanes)
+    pipe = redis_client().pipeline(transaction=False)
+    for lane in lanes:
+        pipe.zcount(lane_workers_key(lane), since, "+inf")
+    return {lane: int(count) for lane, count in zip(lanes, pipe.execute(), strict=True)}
+
+
+_OLDEST_QUEUED_SQL = """
+    SELECT lane.name, (SELECT min(created_at) FROM generation_job
+                       WHERE status = 'queued' AND lane = lane.name)
+    FROM unnest(%(lanes)s::varchar[]) AS lane(name)
+"""
+
+
+def lane_oldest_queued(lanes: Iterable[str]) -> dict[str, Any]:
+    """When the oldest queued job of each lane was admitted (None: nothing queued). One
+    index seek per lane on (status, lane, created_at): O(log n) at any depth."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OLDEST_QUEUED_SQL, {"lanes": list(lanes)})
+        return dict(cursor.fetchall())
+
+
 def live_workers(lane: str | None = None) -> int:
     """Workers that reported alive lately; those serving `lane` when given."""
     since = time.time() - settings.WORKER_ALIVE_TIMEOUT

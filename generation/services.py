@@ -29,6 +29,8 @@ from billing.models import Plan
 from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_capture
 from billing.selectors import QuotaStatus, plan_for
 from config.errors import DomainError
+from config.logs import current_request_id
+from config.metrics import JOBS_FINISHED
 from generation.models import Image, Job
 from generation.notify import job_event, job_events_on_commit
 from generation.queue import (
@@ -112,6 +114,7 @@ def job_submit(
         max_in_flight=plan.max_jobs_in_flight,
         idempotency_key=idempotency_key or None,
         request_hash=fingerprint,
+        request_id=current_request_id(),
         **fields,
     )
     if idempotency_key:
@@ -170,6 +173,7 @@ def job_cancel(*, job: Job) -> Job:
         )
     job.refresh_from_db()
     if cancelled == 1:
+        JOBS_FINISHED.labels(Job.Status.CANCELLED, "").inc()
         queue_index_remove([job])
         quota_release(job=job)
         transaction.on_commit(lambda: jobs_wake_waiting(workspace_ids=[job.workspace_id]))
@@ -312,6 +316,7 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
         job_events_on_commit(
             [job_event(job_id, "completed", Job.Status.SUCCEEDED, 1.0) for job_id in finished]
         )
+    JOBS_FINISHED.labels(Job.Status.SUCCEEDED, "").inc(len(finished))
     for job_id, files in names.items():
         if job_id not in finished:
             for name in files:
@@ -330,6 +335,7 @@ def job_fail(*, job: Job, worker: str, code: str, message: str) -> bool:
             error_message=message[:2000],
         )
     if failed == 1:
+        JOBS_FINISHED.labels(Job.Status.FAILED, code).inc()
         quota_release(job=job)
         job_events_on_commit([job_event(job.pk, "completed", Job.Status.FAILED, job.progress)])
     return failed == 1

@@ -13,6 +13,12 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from config.metrics import (
+    SWEEPER_FAILED,
+    SWEEPER_REQUEUED,
+    TICKETS_RESENT,
+    worker_metrics_serve,
+)
 from generation.maintenance import (
     images_expire,
     jobs_sweep,
@@ -41,6 +47,8 @@ def _warm_up(**kwargs: object) -> None:
                 logger.exception("Could not report the worker alive")
             time.sleep(settings.WORKER_ALIVE_INTERVAL)
 
+    if settings.WORKER_METRICS_PORT:
+        worker_metrics_serve(port=settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_ADDR)
     try:
         pipeline_module().warm_up()
     except Exception:
@@ -59,9 +67,12 @@ def run_job(job_id: str) -> None:
 @shared_task(name="generation.sweep_jobs", ignore_result=True)
 def sweep_jobs() -> None:
     result = jobs_sweep()
+    SWEEPER_REQUEUED.inc(result.requeued)
+    SWEEPER_FAILED.inc(result.failed)
     if result.requeued or result.failed:
         logger.warning("Sweep: %d requeued, %d failed", result.requeued, result.failed)
     resent = tickets_resend()
+    TICKETS_RESENT.inc(resent)
     if resent:
         logger.warning("Sweep: %d tickets sent again for queued jobs nobody took", resent)
 

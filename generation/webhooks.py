@@ -45,7 +45,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
 from standardwebhooks import Webhook
 
 from accounts.models import Membership, Workspace
@@ -74,7 +75,9 @@ class WebhookUrlRefused(DomainError):
     code = "invalid_webhook"
 
     def __init__(self, reason: str, *, param: str = "webhook") -> None:
-        super().__init__(f"This webhook URL cannot be used: {reason}", param=param)
+        super().__init__(
+            _("This webhook URL cannot be used: %(reason)s") % {"reason": reason}, param=param
+        )
 
 
 # Addresses
@@ -97,19 +100,23 @@ def webhook_url_check(url: str, *, param: str = "webhook") -> str:
     parts = urlsplit(url)
     schemes = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in schemes:
-        raise WebhookUrlRefused(f"it must be an {' or '.join(schemes)} URL.", param=param)
+        if settings.WEBHOOK_ALLOW_HTTP:
+            raise WebhookUrlRefused(_("it must be an https or http URL."), param=param)
+        raise WebhookUrlRefused(_("it must be an https URL."), param=param)
     if not parts.hostname or parts.username or parts.password:
-        raise WebhookUrlRefused("it needs a host and no credentials.", param=param)
+        raise WebhookUrlRefused(_("it needs a host and no credentials."), param=param)
     host = parts.hostname.rstrip(".").lower()
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
         literal = None
     if literal is not None and not address_allowed(host):
-        raise WebhookUrlRefused(f"{host} is not a public address.", param=param)
+        raise WebhookUrlRefused(
+            _("%(host)s is not a public address.") % {"host": host}, param=param
+        )
     local_name = host == "localhost" or host.endswith((".localhost", ".internal"))
     if literal is None and local_name and not address_allowed("127.0.0.1"):
-        raise WebhookUrlRefused(f"{host} is not a public host.", param=param)
+        raise WebhookUrlRefused(_("%(host)s is not a public host.") % {"host": host}, param=param)
     return url
 
 
@@ -192,7 +199,7 @@ def webhooks_dispatch(events: list[dict[str, Any]]) -> int:
     )
     endpoints: dict[Any, list[WebhookEndpoint]] = {}
     for endpoint in WebhookEndpoint.objects.filter(
-        workspace_id__in={workspace for _, workspace, _, _ in jobs}, enabled=True
+        workspace_id__in={row[1] for row in jobs}, enabled=True
     ):
         endpoints.setdefault(endpoint.workspace_id, []).append(endpoint)
     deliveries = []
@@ -419,21 +426,46 @@ def endpoint_failure(*, endpoint: WebhookEndpoint, error: str) -> None:
         endpoint.failing_since = now
     if now - endpoint.failing_since < timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER):
         return
+    # The record (API, admin) stays English, as other stored errors do; the page and the mail
+    # say it in their reader's language.
     reason = f"Disabled after failing since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC: {error}"
     disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_reason=reason[:300]
     )
     if disabled:
-        owners = Membership.objects.filter(
-            workspace_id=endpoint.workspace_id,
-            role__in=(Membership.Role.OWNER, Membership.Role.ADMIN),
-        ).values_list("user__email", flat=True)
+        endpoint_disabled_mail(endpoint=endpoint, since=endpoint.failing_since, error=error)
+
+
+def endpoint_disabled_mail(*, endpoint: WebhookEndpoint, since: datetime, error: str) -> None:
+    """Tell the workspace's owners and admins, each in the language of their profile."""
+    owners = Membership.objects.filter(
+        workspace_id=endpoint.workspace_id,
+        role__in=(Membership.Role.OWNER, Membership.Role.ADMIN),
+    ).values_list("user__email", "user__language")
+    by_language: dict[str, list[str]] = {}
+    for email, language in owners:
+        by_language.setdefault(language or settings.LANGUAGE_CODE, []).append(email)
+    for language, emails in sorted(by_language.items()):
+        with translation.override(language):
+            names = {
+                "url": endpoint.url,
+                "since": formats.date_format(since, "DATETIME_FORMAT"),
+                "error": error,
+            }
+            subject = _("Atelier disabled a webhook endpoint")
+            body = (
+                _(
+                    "Deliveries to %(url)s kept failing since %(since)s UTC, so the endpoint "
+                    "was disabled.\n\nLast error: %(error)s\n\n"
+                    "Fix the receiver, then enable the endpoint again on the Webhooks page."
+                )
+                % names
+            )
         send_mail(
-            subject="Atelier disabled a webhook endpoint",
-            message=f"Deliveries to {endpoint.url} kept failing, so it was disabled.\n\n"
-            f"{reason}\n\nFix the receiver, then enable the endpoint again.",
+            subject=subject,
+            message=body,
             from_email=None,
-            recipient_list=list(owners),
+            recipient_list=emails,
             fail_silently=True,
         )
 
@@ -441,7 +473,7 @@ def endpoint_failure(*, endpoint: WebhookEndpoint, error: str) -> None:
 def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send a delivery again (same `webhook-id` and body), with a fresh retry window."""
     if delivery.status == WebhookDelivery.Status.PENDING:
-        raise DomainError("This delivery is still being attempted.", code="delivery_pending")
+        raise DomainError(_("This delivery is still being attempted."), code="delivery_pending")
     delivery.status = WebhookDelivery.Status.PENDING
     delivery.retry_until = timezone.now() + timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW)
     delivery.save(update_fields=["status", "retry_until"])

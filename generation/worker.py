@@ -25,6 +25,14 @@ from django.db import close_old_connections, connection
 from PIL import Image as PILImage
 from redis import RedisError
 
+from config.logs import job_context
+from config.metrics import (
+    BATCH_IMAGES,
+    GPU_MEMORY,
+    GPU_UTILISATION,
+    OOM_BACKOFFS,
+    RENDER_SECONDS_PER_IMAGE,
+)
 from generation.images import encode_png
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
@@ -126,7 +134,11 @@ def run_batch(jobs: list[Job], *, worker: str) -> None:
     refunded (cancelled jobs are dropped); then wake a worker for what their workspaces
     still have queued."""
     try:
-        _run_batch(jobs, worker=worker)
+        with job_context(
+            job_ids=[str(job.pk) for job in jobs], request_ids=[job.request_id for job in jobs]
+        ):
+            logger.info("Claimed %d jobs", len(jobs))
+            _run_batch(jobs, worker=worker)
     finally:
         jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
 
@@ -175,19 +187,36 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
                 _run_batch([job], worker=worker)
             return
         for job in jobs:
-            job_fail(job=job, worker=worker, code=code, message=message)
+            with job_context(job_ids=[str(job.pk)], request_ids=[job.request_id]):
+                if job_fail(job=job, worker=worker, code=code, message=message):
+                    logger.info("Job failed: %s", code, extra={"code": code})
         return
     rendered_at = time.monotonic()
     images = sum(len(images) for images in rendered)
+    BATCH_IMAGES.observe(images)
+    if images:
+        RENDER_SECONDS_PER_IMAGE.observe((rendered_at - started) / images)
     try:
         throughput_record(images=images, seconds=rendered_at - started)
     except RedisError:  # the estimate misses one sample; the images must still be settled
         logger.warning("Throughput not recorded: Redis unreachable")
+    gpu_gauges_set(pipeline)
     jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
     logger.info(
         "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
         len(jobs), images, (rendered_at - started) * 1000, (time.monotonic() - rendered_at) * 1000,
     )  # fmt: skip
+
+
+def gpu_gauges_set(pipeline: ModuleType) -> None:
+    """The worker's GPU memory and utilisation gauges (CUDA only; nothing elsewhere)."""
+    usage = getattr(pipeline, "gpu_usage", lambda: None)()
+    if usage is None:
+        return
+    memory, utilisation = usage
+    GPU_MEMORY.set(memory)
+    if utilisation is not None:
+        GPU_UTILISATION.set(utilisation)
 
 
 def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
@@ -227,6 +256,7 @@ def render_with_backoff(
         if not pipeline.is_out_of_memory(exc) or len(jobs) == 1:
             raise
         logger.warning("Out of memory with %d jobs; splitting the batch", len(jobs))
+        OOM_BACKOFFS.inc()
         half = len(jobs) // 2
         return render_with_backoff(jobs[:half], on_step=on_step) + render_with_backoff(
             jobs[half:], on_step=on_step

@@ -5,6 +5,7 @@
 # itself (config/front_door.py). bench/front_door.py measured it against gthread WSGI; the
 # README's "Web server" section has the figures and the sizing rules.
 import os
+import shutil
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
@@ -20,5 +21,39 @@ backlog = int(os.environ.get("WEB_BACKLOG", "4096"))
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-"
+# No access log of gunicorn's: Django logs one line per request itself, with its request id,
+# status, time and a refusal's code, in LOG_FORMAT (config/request_middleware.py).
+accesslog = None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus multiprocess mode (config/metrics.py): every web process writes its metrics to
+# files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. The folder is this server's
+# alone (by default var/metrics/web-<master pid>, removed at exit), emptied at start so that a
+# restart begins at zero, as Prometheus expects of a restarted target.
+_var = os.environ.get("ATELIER_VAR_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var"
+)
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    _var, "metrics", f"web-{os.getpid()}"
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server: object) -> None:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    # A dead worker's live gauges go; its counters stay in the totals.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

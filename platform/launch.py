@@ -111,6 +111,11 @@ def run(var: Path, port: int) -> int:
         (var / RUN_ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in service_env.items()))
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        # The web processes add up their Prometheus metrics through a folder (multiprocess
+        # mode; gunicorn.conf.py empties it at start); the worker, one process, serves its
+        # own on WORKER_METRICS_PORT (README: Metrics and alerts).
+        web_metrics = var / "metrics" / "web"
+        worker_port = os.environ.get("WORKER_METRICS_PORT", str(port + 1))
         celery = [PYTHON, "-m", "celery", "-A", "config"]
         commands = {
             "web": [
@@ -132,14 +137,22 @@ def run(var: Path, port: int) -> int:
                 "--schedule", str(var / "celerybeat-schedule"),
             ],
         }  # fmt: skip
+        extra = {
+            "web": {"PROMETHEUS_MULTIPROC_DIR": str(web_metrics)},
+            "worker": {"WORKER_METRICS_PORT": worker_port},
+        }
         processes = {
-            name: subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+            name: subprocess.Popen(
+                cmd, cwd=ROOT, env={**env, **extra.get(name, {})}, start_new_session=True
+            )
             for name, cmd in commands.items()
         }
         print(
             f"\n  Atelier is running at http://127.0.0.1:{port}/\n"
             f"  Create an admin (another terminal):  make admin\n"
-            f"  Admin:  http://127.0.0.1:{port}/admin/     Ctrl-C stops everything.\n",
+            f"  Admin:  http://127.0.0.1:{port}/admin/     Ctrl-C stops everything.\n"
+            f"  Metrics: http://127.0.0.1:{port}/metrics (web), "
+            f"http://127.0.0.1:{worker_port}/metrics (worker)\n",
             flush=True,
         )
         stopping = False

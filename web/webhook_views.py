@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from config.errors import DomainError
@@ -60,8 +61,8 @@ def webhook_toggle(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     _managers_only(request)
     endpoint = get_object_or_404(webhook_endpoints_for(request.workspace), pk=endpoint_id)
     webhook_endpoint_update(endpoint=endpoint, enabled=not endpoint.enabled)
-    state = "enabled" if endpoint.enabled else "disabled"
-    messages.success(request, f"{endpoint.url} {state}.")
+    done = _("%(url)s enabled.") if endpoint.enabled else _("%(url)s disabled.")
+    messages.success(request, done % {"url": endpoint.url})
     return redirect("web:webhooks")
 
 
@@ -71,7 +72,7 @@ def webhook_delete(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     _managers_only(request)
     endpoint = get_object_or_404(webhook_endpoints_for(request.workspace), pk=endpoint_id)
     endpoint.delete()
-    messages.success(request, f"{endpoint.url} removed.")
+    messages.success(request, _("%(url)s removed.") % {"url": endpoint.url})
     return redirect("web:webhooks")
 
 
@@ -82,7 +83,8 @@ def webhook_redeliver_view(request: HttpRequest, delivery_id: str) -> HttpRespon
     delivery = get_object_or_404(webhook_deliveries_for(request.workspace), pk=delivery_id)
     try:
         webhook_redeliver(delivery=delivery)
-        messages.success(request, f"The {delivery.event} event is being sent again.")
+        event = delivery.get_event_display().lower()
+        messages.success(request, _("The %(event)s event is being sent again.") % {"event": event})
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("web:webhooks")

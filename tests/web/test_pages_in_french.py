@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Invitation, User
 from accounts.services import workspace_create
 from billing.models import Plan, Subscription
-from generation.models import Image, Job
+from generation.models import Image, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.conftest import Person, free_images_used_today, small_job
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +123,7 @@ class Walk:
         response = client.post(path, data or {}) if data is not None else client.get(path)
         assert response.status_code == status, (path, response.status_code)
         self.templates |= {t.name for t in response.templates if t.name}
-        html = response.content.decode()
+        html = (b"".join(response) if response.streaming else response.content).decode()
         assert_french(path, html)
         return html
 
@@ -169,6 +170,8 @@ def test_every_page_reads_in_french(alice: Person, bob: Person) -> None:
     assert "did not finish in time" not in html  # the worker's English record
     walk.visit(web, f"/jobs/{queued.pk}/")
     walk.visit(web, f"/jobs/{done.pk}/")
+    stream = walk.visit(web, f"/jobs/{done.pk}/events/")  # the live card's stream (web/live.py)
+    assert "event: card" in stream and "Télécharger" in stream and "event: done" in stream
     html = walk.visit(web, "/studio/", {"prompt": "a square", "width": "60"}, status=400)
     assert "Doit être un multiple de 8." in html
     html = walk.visit(
@@ -182,6 +185,58 @@ def test_every_page_reads_in_french(alice: Person, bob: Person) -> None:
     html = walk.visit(web, "/keys/", {"name": "mon script"}, status=201)
     assert "copiez-la maintenant" in html
     walk.visit(web, "/team/")
+
+    # Webhooks: a refused URL, an endpoint with its secret, deliveries and their attempts.
+    html = walk.visit(web, "/webhooks/")
+    assert "Aucun point de terminaison pour l'instant." in html
+    html = walk.visit(web, "/webhooks/", {"url": "https://10.0.0.7/hook"}, status=400)
+    assert "10.0.0.7 n&#x27;est pas une adresse publique." in html
+    html = walk.visit(
+        web,
+        "/webhooks/",
+        {"url": "https://hooks.example.com/atelier", "events": ["start"], "description": "CI"},
+        status=201,
+    )
+    assert "copiez-le maintenant" in html
+    endpoint = WebhookEndpoint.objects.get(url="https://hooks.example.com/atelier")
+    since = timezone.now() - timedelta(hours=3)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=since)
+    WebhookEndpoint.objects.create(
+        workspace=alice.workspace, url="https://old.example.com/hook", secret="whsec_x",
+        events=["completed", "progress"], enabled=False, failing_since=since,
+        disabled_reason="Disabled after failing since … UTC: HTTP 503: down",
+    )  # fmt: skip
+    failed = WebhookDelivery.objects.create(
+        workspace=alice.workspace, job=done, endpoint=endpoint, url=endpoint.url,
+        event="completed", status="failed", attempts=2, retry_until=timezone.now(),
+    )  # fmt: skip
+    WebhookAttempt.objects.create(
+        delivery=failed, number=1, started_at=since, latency_ms=12, response_status=500,
+        error="HTTP 500: oops",
+    )  # fmt: skip
+    WebhookAttempt.objects.create(
+        delivery=failed, number=2, started_at=since, latency_ms=3000,
+        error="TimeoutError: timed out",
+    )  # fmt: skip
+    pending = WebhookDelivery.objects.create(
+        workspace=alice.workspace, job=done, endpoint=endpoint, url=endpoint.url,
+        event="start", retry_until=timezone.now(),
+    )  # fmt: skip
+    html = walk.visit(web, "/webhooks/")
+    assert "Début, Fin" in html and "Progression, Fin" in html
+    assert "activé, en échec depuis le" in html
+    assert "désactivé après des échecs depuis le" in html
+    assert "n° 1 : HTTP 500 en 12 ms" in html and "n° 2 : pas de réponse en 3000 ms" in html
+    assert "Échoué" in html and "En cours" in html
+    for post, flash in [
+        (f"/webhooks/deliveries/{failed.pk}/redeliver/", "L&#x27;événement « fin » est renvoyé."),
+        (f"/webhooks/deliveries/{pending.pk}/redeliver/", "Cet envoi est encore en cours."),
+        (f"/webhooks/{endpoint.pk}/toggle/", "https://hooks.example.com/atelier désactivé."),
+        (f"/webhooks/{endpoint.pk}/delete/", "https://hooks.example.com/atelier retiré."),
+    ]:
+        assert web.post(post).status_code == 302, post
+        assert flash in walk.visit(web, "/webhooks/"), post
+
     cancelled = web.post(f"/jobs/{queued.pk}/cancel/")
     assert cancelled.status_code == 302
     html = walk.visit(web, "/studio/")

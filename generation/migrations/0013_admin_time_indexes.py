@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generation", "0011_webhooks")]
+    dependencies = [("generation", "0012_job_request_id")]
 
     operations = [
         migrations.AddIndex(
