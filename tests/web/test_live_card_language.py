@@ -15,7 +15,7 @@ from django.test import Client
 
 from generation.models import Job
 from generation.services import job_cancel
-from tests.conftest import Person, small_job
+from tests.conftest import make_person, small_job
 from tests.web.test_pages_in_french import assert_french
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,9 +71,12 @@ def cancel(job_id: str) -> None:
         connection.close()
 
 
-def test_a_live_card_rendered_after_a_change_reads_in_french(alice: Person) -> None:
+def test_a_live_card_rendered_after_a_change_reads_in_french() -> None:
     from config.asgi import application
 
+    # A paid plan: its job goes to the priority lane, which the suite's shared worker (started
+    # by earlier end-to-end tests) does not serve, so the job stays queued until cancelled.
+    alice = make_person("alice@example.com", plan="pro")
     job_id = alice.client().post("/api/v1/generations", small_job(), format="json").json()["id"]
     browser = Client()
     browser.force_login(alice.user)
