@@ -24,6 +24,13 @@ class Lane(models.TextChoices):
     FREE = "free", _("Free")
 
 
+class ModerationLevel(models.TextChoices):
+    """How strictly prompts and outputs are checked (generation/policy.py, generation/safety.py)."""
+
+    STANDARD = "standard", _("Standard")
+    STRICT = "strict", _("Strict")
+
+
 class Plan(models.Model):
     """What a workspace may do. Edited in the admin; the free plan is the default."""
 
@@ -48,6 +55,18 @@ class Plan(models.Model):
     )
     retention_days = models.PositiveIntegerField(default=7)
     allows_teams = models.BooleanField(default=False)
+    moderation_level = models.CharField(
+        max_length=16,
+        choices=ModerationLevel.choices,
+        default=ModerationLevel.STANDARD,
+        help_text=_("How strictly prompts and generated images are checked."),
+    )
+    moderation_low_allowed = models.BooleanField(
+        default=False,
+        help_text=_(
+            "A strict plan lets a request ask for the standard level (OpenAI's moderation=low)."
+        ),
+    )
     price_cents = models.PositiveIntegerField(default=0, help_text=_("Monthly price in cents."))
     stripe_price_id = models.CharField(
         max_length=100, blank=True, help_text=_("Set by manage.py sync_stripe_plans.")

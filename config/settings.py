@@ -376,6 +376,33 @@ STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 2, minimum=0)
 STATUS_RATE = env_str("STATUS_RATE", "120/m")
 # The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
 GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")
+
+# Provenance (generation/provenance.py). Every image carries a C2PA manifest signed with this
+# certificate chain (PEM, the signing certificate first) and private key (PEM, PKCS#8); left
+# empty, a local test chain is made under VAR_DIR/c2pa and used (not trusted by anyone else).
+C2PA_SIGNING_CERT = env_str("C2PA_SIGNING_CERT", "")
+C2PA_SIGNING_KEY = env_str("C2PA_SIGNING_KEY", "")
+C2PA_SIGNING_ALG = env_str("C2PA_SIGNING_ALG", "es256").lower()
+if C2PA_SIGNING_ALG not in {"es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"}:
+    raise ImproperlyConfigured(f"C2PA_SIGNING_ALG is not a C2PA algorithm: {C2PA_SIGNING_ALG!r}")
+if bool(C2PA_SIGNING_CERT) != bool(C2PA_SIGNING_KEY):
+    raise ImproperlyConfigured(
+        "C2PA_SIGNING_CERT and C2PA_SIGNING_KEY are set together or not at all"
+    )
+# Root certificates (PEM) of the chain above: a manifest that validates against them is this
+# platform's. Empty: the test chain's root, or the last certificate of C2PA_SIGNING_CERT.
+C2PA_TRUST_ANCHORS = env_str("C2PA_TRUST_ANCHORS", "")
+# An RFC 3161 time-stamping authority for the signatures (empty: none; needs the network).
+C2PA_TIMESTAMP_URL = env_str("C2PA_TIMESTAMP_URL", "")
+C2PA_TEST_CHAIN_DIR = VAR_DIR / "c2pa"
+PROVENANCE_PLATFORM = env_str("PROVENANCE_PLATFORM", "Atelier")
+# POST /api/v1/provenance/verify is public: each address may verify this many images.
+VERIFY_RATE = env_str("VERIFY_RATE", "30/m")
+# Output safety check (generation/safety.py): a diffusers StableDiffusionSafetyChecker folder
+# (its config, weights and CLIP preprocessor), or empty for no check.
+SAFETY_CHECKER_MODEL = env_str("SAFETY_CHECKER_MODEL", "")
+# Added to every checker score at the strict moderation level (0 at standard): higher flags more.
+SAFETY_STRICT_ADJUSTMENT = 0.03
 CELERY_BEAT_SCHEDULE = {
     "sweep-jobs": {
         "task": "generation.sweep_jobs",

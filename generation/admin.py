@@ -23,6 +23,7 @@ from config.errors import DomainError
 from generation.models import (
     Image,
     Job,
+    OutputRefusal,
     PolicyRefusal,
     PolicyRule,
     PolicyRuleTranslation,
@@ -227,8 +228,8 @@ class PolicyRuleTranslationInline(admin.StackedInline):
 
 @admin.register(PolicyRule)
 class PolicyRuleAdmin(admin.ModelAdmin):
-    list_display = ["term", "reason", "active", "created_at"]
-    list_filter = ["active"]
+    list_display = ["term", "reason", "level", "active", "created_at"]
+    list_filter = ["active", "level"]
     search_fields = ["term", "reason"]
     inlines = [PolicyRuleTranslationInline]
 
@@ -248,6 +249,28 @@ class PolicyRefusalAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Mark as reviewed"))
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[PolicyRefusal]) -> None:
+        queryset.update(reviewed=True)
+
+
+@admin.register(OutputRefusal)
+class OutputRefusalAdmin(admin.ModelAdmin):
+    """Jobs whose generated images the safety check refused, for review: the prompt, never
+    the image (none was kept). Operators mark them reviewed; nothing else changes."""
+
+    list_display = ["created_at", "workspace", "user", "moderation_level", "prompt", "reviewed"]
+    list_filter = ["reviewed", "moderation_level"]
+    search_fields = ["prompt", "workspace__name", "user__email"]
+    readonly_fields = [
+        "created_at", "workspace", "user", "job", "prompt", "negative_prompt",
+        "moderation_level", "images_flagged",
+    ]  # fmt: skip
+    actions = ["mark_reviewed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Mark as reviewed"))
+    def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[OutputRefusal]) -> None:
         queryset.update(reviewed=True)
 
 

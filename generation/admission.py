@@ -35,7 +35,7 @@ from config.metrics import ADMISSIONS
 from config.request_middleware import refusal_code_set
 from generation.models import Job
 from generation.overload import admission_check
-from generation.policy import policy_check
+from generation.policy import moderation_level, policy_check
 from generation.refusals import refusal_record
 from generation.selectors import QueuePlace
 from generation.services import job_submit, request_fingerprint
@@ -105,6 +105,10 @@ def _admit(
 ) -> Admission:
     if workspace.is_suspended:
         raise WorkspaceSuspended()
+    # OpenAI's `moderation` ("auto", "low") becomes the job's level, as far as the plan allows.
+    requested = params.pop("moderation", None)
+    level = moderation_level(plan=plan, requested=requested)
+    params = {**params, "moderation_level": level}
     rate = submit_rate_check(workspace=workspace, plan=plan)
     place = None
     replay = bool(
@@ -118,7 +122,7 @@ def _admit(
             raise QuotaExceeded(
                 limit=quota.limit, reset_at=quota.reset_at, allowance=quota.allowance
             )
-        policy_check(workspace=workspace, user=user, prompt=params["prompt"])
+        policy_check(workspace=workspace, user=user, prompt=params["prompt"], level=level)
         place = admission_check(
             workspace=workspace,
             plan=plan,

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from billing.models import Lane
+from billing.models import Lane, ModerationLevel
 
 
 class Job(models.Model):
@@ -81,6 +81,11 @@ class Job(models.Model):
     # The X-Request-ID of the request that admitted it: the worker's log lines carry it.
     # (A database default too: bulk fills in SQL, such as the benchmarks', leave it out.)
     request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
+    # How strictly its output is checked (generation/safety.py), from its plan at admission.
+    moderation_level = models.CharField(
+        max_length=16, choices=ModerationLevel.choices, default=ModerationLevel.STANDARD,
+        db_default=ModerationLevel.STANDARD,
+    )  # fmt: skip
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -234,6 +239,13 @@ class PolicyRule(models.Model):
         ),
     )
     active = models.BooleanField(default=True)
+    level = models.CharField(
+        max_length=16,
+        choices=ModerationLevel.choices,
+        default=ModerationLevel.STANDARD,
+        blank=True,  # a form that leaves it out (older admin scripts) keeps the default
+        help_text=_("Standard rules apply to every request; strict ones only at the strict level."),
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -299,6 +311,34 @@ class PolicyRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} in {self.workspace}"
+
+
+class OutputRefusal(models.Model):
+    """A job whose images the output safety check flagged: none was stored or shown. Kept
+    with its prompt (never the image) for operators to review."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="output_refusals"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="output_refusals"
+    )
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    moderation_level = models.CharField(max_length=16, choices=ModerationLevel.choices)
+    images_flagged = models.PositiveIntegerField(default=1)
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"], name="outputrefusal_created_at")]
+
+    def __str__(self) -> str:
+        return f"output refused in {self.workspace}"
 
 
 class WebhookEvent(models.TextChoices):

@@ -87,11 +87,17 @@ class OpenAIImageInput(StrictSerializer):
     output_format = serializers.ChoiceField(["png"], required=False, allow_null=True)
     stream = serializers.BooleanField(required=False, allow_null=True)
     user = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    # "low" asks for the standard moderation level on a strict plan that allows it; "auto" and
+    # anything else keep the plan's level.
+    moderation = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text='"low": the standard level, where the plan allows.',
+    )
     # Accepted for compatibility; the platform has no equivalent, so they change nothing.
     quality = serializers.CharField(required=False, allow_null=True)
     style = serializers.CharField(required=False, allow_null=True)
     background = serializers.CharField(required=False, allow_null=True)
-    moderation = serializers.CharField(required=False, allow_null=True)
     output_compression = serializers.IntegerField(required=False, allow_null=True)
     partial_images = serializers.IntegerField(required=False, allow_null=True)
     safety_identifier = serializers.CharField(required=False, allow_null=True, allow_blank=True)
@@ -134,6 +140,8 @@ class OpenAIImageInput(StrictSerializer):
         for name in ("negative_prompt", "steps", "guidance", "seed"):
             if name in data:
                 params[name] = data[name]
+        if data.get("moderation") == "low":  # as far as the plan allows (admission decides)
+            params["moderation"] = "low"
         return params
 
 

@@ -18,8 +18,13 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 from diffusers.models.attention_processor import AttnProcessor2_0
+from diffusers.pipelines.stable_diffusion.safety_checker import (
+    StableDiffusionSafetyChecker,
+    cosine_distance,
+)
 from django.conf import settings
 from PIL import Image as PILImage
+from transformers import CLIPImageProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +235,63 @@ def run_batch(
     if pipe.interrupt:
         raise Interrupted()
     return list(result.images)
+
+
+_checkers: dict[str, tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]] = {}
+
+
+def load_safety_checker(folder: str) -> tuple[StableDiffusionSafetyChecker, CLIPImageProcessor]:
+    """The output safety checker in `folder` (weights and CLIP preprocessor), loaded once, on
+    the device and in the dtype the model uses."""
+    with _lock:
+        if folder not in _checkers:
+            if not os.path.isdir(folder):
+                raise ModelLoadError(f"Safety checker folder {folder!r} does not exist.")
+            device = pick_device()
+            try:
+                checker = StableDiffusionSafetyChecker.from_pretrained(
+                    folder, torch_dtype=pick_dtype(device), local_files_only=True
+                )
+                processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"Could not load safety checker {folder!r}: {exc}") from exc
+            checker.to(device).eval()
+            logger.info("Loaded safety checker %s on %s", folder, device)
+            _checkers[folder] = (checker, processor)
+        return _checkers[folder]
+
+
+@torch.inference_mode()
+def safety_flags(
+    images: list[PILImage.Image], *, adjustments: list[float], folder: str
+) -> list[bool]:
+    """For each image, whether the safety checker in `folder` flags it, in one batch.
+
+    The scores are StableDiffusionSafetyChecker's own (cosine similarity to each concept less
+    its threshold, plus 0.01 once a special-care concept matched), with a per-image
+    `adjustment` added: above 0 the check is stricter (moderation levels).
+    """
+    if not images:
+        return []
+    checker, processor = load_safety_checker(folder)
+    parameter = next(checker.parameters())
+    pixels = processor(images, return_tensors="pt").pixel_values.to(
+        parameter.device, parameter.dtype
+    )
+    embeds = checker.visual_projection(checker.vision_model(pixels)[1])
+    adjustment = torch.tensor(adjustments, device=embeds.device, dtype=torch.float32)[:, None]
+    special = (
+        cosine_distance(embeds, checker.special_care_embeds).float()
+        - checker.special_care_embeds_weights.float()
+        + adjustment
+    )
+    adjustment = adjustment + (special > 0).any(dim=1, keepdim=True) * 0.01
+    concepts = (
+        cosine_distance(embeds, checker.concept_embeds).float()
+        - checker.concept_embeds_weights.float()
+        + adjustment
+    )
+    return [bool(flag) for flag in (concepts > 0).any(dim=1).tolist()]
 
 
 def warm_up(model: str | None = None) -> None:

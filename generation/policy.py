@@ -21,6 +21,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from accounts.models import User, Workspace
+from billing.models import ModerationLevel, Plan
 from config.errors import DomainError
 from generation.models import PolicyRefusal, PolicyRule, PolicyRuleTranslation
 
@@ -120,9 +121,23 @@ class PolicyRefused(DomainError):
         )
 
 
-def policy_check(*, workspace: Workspace, user: User | None, prompt: str) -> None:
-    """Raise PolicyRefused (422) for a prompt a rule refuses, and log it for review."""
-    match = policy_match(prompt, list(PolicyRule.objects.filter(active=True)))
+def moderation_level(*, plan: Plan, requested: str | None = None) -> str:
+    """The moderation level of a request: its plan's, or standard where a strict plan lets a
+    request ask for less (OpenAI's moderation="low"); "auto" or nothing keeps the plan's."""
+    if requested == "low" and plan.moderation_low_allowed:
+        return ModerationLevel.STANDARD
+    return plan.moderation_level
+
+
+def policy_check(
+    *, workspace: Workspace, user: User | None, prompt: str, level: str = ModerationLevel.STANDARD
+) -> None:
+    """Raise PolicyRefused (422) for a prompt a rule refuses, and log it for review. Strict
+    rules apply only at the strict level."""
+    rules = PolicyRule.objects.filter(active=True)
+    if level != ModerationLevel.STRICT:
+        rules = rules.exclude(level=ModerationLevel.STRICT)
+    match = policy_match(prompt, list(rules))
     if match is None:
         return
     PolicyRefusal.objects.create(

@@ -13,7 +13,8 @@ import contextlib
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +69,8 @@ class GeneratedImage:
     width: int
     height: int
     seed: int
+    # Chosen before encoding: the watermark and the C2PA manifest carry it.
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def request_fingerprint(params: dict[str, Any]) -> str:
@@ -102,6 +105,7 @@ def job_submit(
             return Submission(_replay(existing, fingerprint), created=False, quota=None)
 
     fields = dict(params)
+    fields.setdefault("moderation_level", plan.moderation_level)
     if fields.get("seed") is None:
         fields["seed"] = secrets.randbelow(MAX_SEED + 1)
     job = Job(
@@ -299,6 +303,7 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
             finished = {row[0] for row in cursor.fetchall()}
         Image.objects.bulk_create(
             Image(
+                id=image.id,
                 job=job,
                 workspace_id=job.workspace_id,
                 index=index,

@@ -31,6 +31,16 @@ def _too_large() -> str:
 
 def upload_decode(upload: UploadedFile) -> PILImage.Image:
     """The upload as a clean RGB image, or a ValidationError saying what is wrong."""
+    _, image = upload_read(upload)
+    upright = ImageOps.exif_transpose(image).convert("RGB")
+    clean = PILImage.new("RGB", upright.size)
+    clean.paste(upright)
+    return clean
+
+
+def upload_read(upload: UploadedFile) -> tuple[bytes, PILImage.Image]:
+    """The upload's bytes and the image they decode to (PNG, JPEG or WebP, fully decoded
+    within the limits), or a ValidationError saying what is wrong."""
     if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
         raise serializers.ValidationError(_too_large())
     data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
@@ -52,10 +62,7 @@ def upload_decode(upload: UploadedFile) -> PILImage.Image:
         raise serializers.ValidationError(_("The image has too many pixels.")) from None
     except (OSError, SyntaxError, ValueError):
         raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
-    upright = ImageOps.exif_transpose(image).convert("RGB")
-    clean = PILImage.new("RGB", upright.size)
-    clean.paste(upright)
-    return clean
+    return data, image
 
 
 def fit_size(

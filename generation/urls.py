@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from generation import api, events_api, status_api, webhooks_api
+from generation import api, events_api, provenance_api, status_api, webhooks_api
 
 urlpatterns = [
     path("generations", api.GenerationListCreateApi.as_view()),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("generations/<uuid:job_id>/events", events_api.JobEventsView.as_view()),
     path("edits", api.EditCreateApi.as_view()),
     path("status", status_api.StatusApi.as_view()),
+    path("provenance/verify", provenance_api.ProvenanceVerifyApi.as_view()),
     path("images/<uuid:image_id>", api.ImageContentApi.as_view()),
     path("webhooks", webhooks_api.WebhookEndpointListApi.as_view()),
     path("webhooks/default/secret", webhooks_api.WebhookSigningSecretApi.as_view()),

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -36,7 +37,17 @@ from config.metrics import (
 from generation.images import encode_png
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
+from generation.provenance import (
+    ImageClaims,
+    SourceImage,
+    content_credentials_sign,
+    mime_type,
+    model_public_name,
+    watermark_embed,
+    watermark_ref,
+)
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
+from generation.safety import OutputFlagged, job_refuse_output, outputs_flagged
 from generation.services import (
     GeneratedImage,
     job_fail,
@@ -192,7 +203,7 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
                     logger.info("Job failed: %s", code, extra={"code": code})
         return
     rendered_at = time.monotonic()
-    images = sum(len(images) for images in rendered)
+    images = sum(r.rendered if isinstance(r, OutputFlagged) else len(r) for r in rendered)
     BATCH_IMAGES.observe(images)
     if images:
         RENDER_SECONDS_PER_IMAGE.observe((rendered_at - started) / images)
@@ -201,7 +212,14 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
     except RedisError:  # the estimate misses one sample; the images must still be settled
         logger.warning("Throughput not recorded: Redis unreachable")
     gpu_gauges_set(pipeline)
-    jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
+    made: list[tuple[Job, list[GeneratedImage]]] = []
+    for job, outcome in zip(jobs, rendered, strict=True):
+        if isinstance(outcome, OutputFlagged):
+            with job_context(job_ids=[str(job.pk)], request_ids=[job.request_id]):
+                job_refuse_output(job=job, worker=worker, flagged=outcome.flagged)
+        else:
+            made.append((job, outcome))
+    jobs_complete(worker=worker, results=made)
     logger.info(
         "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
         len(jobs), images, (rendered_at - started) * 1000, (time.monotonic() - rendered_at) * 1000,
@@ -245,9 +263,7 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
     return on_step
 
 
-def render_with_backoff(
-    jobs: list[Job], *, on_step: Callable[[int], bool]
-) -> list[list[GeneratedImage]]:
+def render_with_backoff(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[Rendered]:
     """Render the batch; on a GPU out-of-memory error, halve it and try again."""
     pipeline = pipeline_module()
     try:
@@ -263,8 +279,13 @@ def render_with_backoff(
         )
 
 
-def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[GeneratedImage]]:
-    """One pipeline call for all images of all jobs; returns each job's images."""
+# A job's outcome from rendering: its finished images, or the safety check's refusal.
+Rendered = list[GeneratedImage] | OutputFlagged
+
+
+def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[Rendered]:
+    """One pipeline call for all images of all jobs, then the safety check on the batch;
+    returns each job's images (watermarked, encoded, signed) or its refusal."""
     pipeline = pipeline_module()
     first = jobs[0]
     spec = pipeline.BatchSpec(
@@ -281,23 +302,44 @@ def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Gene
             pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source)
             for index in range(job.num_images)
         ]
-    pictures = iter(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
-    results = []
+    pictures = list(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
+    flagged = outputs_flagged(pipeline, jobs, pictures)
+    remaining = iter(pictures)
+    results: list[Rendered] = []
     for job in jobs:
-        images = []
-        for index in range(job.num_images):
-            picture = next(pictures)
-            seed = job.seed + index
-            images.append(
-                GeneratedImage(
-                    png=encode_png(picture, provenance=provenance(job, seed)),
-                    width=picture.width,
-                    height=picture.height,
-                    seed=seed,
-                )
-            )
-        results.append(images)
+        mine = [next(remaining) for _ in range(job.num_images)]
+        if job.pk in flagged:  # never encoded, stored or shown
+            results.append(OutputFlagged(flagged=flagged[job.pk], rendered=len(mine)))
+            continue
+        ingredient = source_credentials(job) if job.kind == Job.Kind.EDIT else None
+        results.append(
+            [
+                finish_image(job, picture, job.seed + index, ingredient)
+                for index, picture in enumerate(mine)
+            ]
+        )
     return results
+
+
+def finish_image(
+    job: Job, picture: PILImage.Image, seed: int, source: SourceImage | None
+) -> GeneratedImage:
+    """The picture as stored: watermarked, encoded, with its signed C2PA manifest."""
+    image_id = uuid.uuid4()
+    picture = watermark_embed(picture, ref=watermark_ref(image_id))
+    png = encode_png(picture, provenance=provenance(job, seed))
+    claims = ImageClaims(image_id, model_public_name(job.model), edited=source is not None)
+    png = content_credentials_sign(png, "image/png", claims=claims, source=source)
+    return GeneratedImage(
+        png=png, width=picture.width, height=picture.height, seed=seed, id=image_id
+    )
+
+
+def source_credentials(job: Job) -> SourceImage:
+    """An edit's source photo, as its images' manifests record it (their parent ingredient)."""
+    with job.source_image.open("rb") as handle:
+        data = handle.read()
+    return SourceImage(data, mime_type(data))
 
 
 def load_source(job: Job) -> PILImage.Image:
