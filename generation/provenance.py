@@ -58,7 +58,7 @@ class Credentials:
     anchors: str  # PEM roots: what validates as this platform's
 
 
-def test_chain_ensure(folder: Path) -> Path:
+def local_chain_ensure(folder: Path) -> Path:
     """A local certificate chain for signing (root CA, intermediate, signer), made once.
 
     C2PA accepts a signing certificate that is not self-signed, carries key usage
@@ -170,7 +170,7 @@ def credentials() -> Credentials:
             else _last_certificate(chain)
         )
         return Credentials(chain, key, anchors)
-    folder = test_chain_ensure(Path(settings.C2PA_TEST_CHAIN_DIR))
+    folder = local_chain_ensure(Path(settings.C2PA_TEST_CHAIN_DIR))
     anchors = (
         Path(settings.C2PA_TRUST_ANCHORS).read_text()
         if settings.C2PA_TRUST_ANCHORS
@@ -349,7 +349,7 @@ def manifest_read(data: bytes, mime: str) -> ManifestFound | None:
 # resized copy is read back by scaling it to that size again: no search over sizes. Measured
 # in tests/generation/test_watermark.py and README: from 512 px on the short side the payload
 # survives a JPEG re-save at quality 75 combined with a 0.75x resize (either order) and
-# format changes; from 256 px, re-saves and format changes alone; below 256 px it is not
+# WebP at quality 80; from 256 px, a JPEG re-save alone (not a resize too); below 256 px it is not
 # applied (too few pixels to carry it).
 WATERMARK_MIN_SIDE = 256
 WATERMARK_RELIABLE_SIDE = 512
