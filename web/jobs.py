@@ -20,6 +20,10 @@ FAILURES = {
     "time_limit_exceeded": gettext_lazy("The job ran past its time limit."),
     "deadline_exceeded": gettext_lazy("The job did not finish in time."),
     "worker_lost": gettext_lazy("The worker running this job stopped too many times."),
+    "output_refused": gettext_lazy(
+        "The image that was made did not pass our safety check, so it was not kept. "
+        "Rewording the prompt or trying another seed usually helps."
+    ),
 }
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from web import language, live, views, webhook_views, workspace_views
+from web import language, live, verify, views, webhook_views, workspace_views
 
 app_name = "web"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/events/", live.JobCardEventsView.as_view(), name="job_events"),
     path("images/<uuid:image_id>", views.image_content, name="image"),
     path("gallery/", views.gallery, name="gallery"),
+    path("verify/", verify.verify, name="verify"),
     path("gallery/<uuid:image_id>/delete/", views.image_delete_view, name="image_delete"),
     path("billing/", workspace_views.billing, name="billing"),
     path("billing/checkout/", workspace_views.billing_checkout, name="billing_checkout"),

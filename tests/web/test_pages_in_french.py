@@ -3,6 +3,7 @@ shows a string of the catalogue in English, and every template of the site is am
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from accounts.models import Invitation, User
 from accounts.services import workspace_create
@@ -128,6 +130,14 @@ class Walk:
         return html
 
 
+def photo_upload() -> io.BytesIO:
+    upload = io.BytesIO()
+    PILImage.new("RGB", (320, 240), "teal").save(upload, format="JPEG")
+    upload.seek(0)
+    upload.name = "photo.jpg"
+    return upload
+
+
 def job_with(person: Person, status: str, **fields: object) -> Job:
     response = person.client().post("/api/v1/generations", small_job(), format="json")
     job = Job.objects.get(pk=response.json()["id"])
@@ -180,6 +190,11 @@ def test_every_page_reads_in_french(alice: Person, bob: Person) -> None:
     assert "Cette demande a été refusée" in html
     walk.visit(web, "/edit/")
     walk.visit(web, "/gallery/")
+    walk.visit(anonymous, "/verify/")
+    html = walk.visit(web, "/verify/", {"image": photo_upload()})
+    assert "Rien n'indique que cette image a été créée ici." in html
+    html = walk.visit(web, "/verify/", {}, status=400)
+    assert "Choisissez une image à vérifier." in html
     walk.visit(web, "/billing/")
     walk.visit(web, "/keys/")
     html = walk.visit(web, "/keys/", {"name": "mon script"}, status=201)
