@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-overload bench-queue \
-	bench-front-door
+	bench-front-door bench-provenance
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,7 +32,13 @@ locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po | $(STAMP) $(MSGF
 messages: $(STAMP) | $(MSGFMT)
 	$(MAKEMESSAGES)
 
-run: $(STAMP) $(MO)
+# OpenCV (the invisible watermark, generation/provenance.py) needs Debian's libGL and GLib.
+LIBGL := /usr/lib/x86_64-linux-gnu/libGL.so.1
+
+$(LIBGL):
+	apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0
+
+run: $(STAMP) $(MO) $(LIBGL)
 	$(PY) platform/launch.py run
 
 # The browser tests drive Debian's Chromium (never a downloaded browser build).
@@ -47,7 +53,7 @@ PROMTOOL := /usr/bin/promtool
 $(PROMTOOL):
 	apt-get update && apt-get install -y --no-install-recommends prometheus
 
-test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(MO)
+test: $(STAMP) $(CHROMIUM) $(PROMTOOL) $(MO) $(LIBGL)
 	$(PY) platform/launch.py test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 admin: $(STAMP)
@@ -83,6 +89,10 @@ bench-overload: $(STAMP)
 
 bench-queue: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/queue_depth.py
+
+# What the watermark, the C2PA signature and the safety check add per image (no services).
+bench-provenance: $(STAMP) $(LIBGL)
+	ATELIER_VAR_DIR=var/bench DEBUG=true $(PY) bench/provenance.py
 
 # The front-door benchmark drives the servers with Debian's wrk.
 WRK := /usr/bin/wrk

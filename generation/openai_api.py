@@ -140,8 +140,6 @@ class OpenAIImageInput(StrictSerializer):
         for name in ("negative_prompt", "steps", "guidance", "seed"):
             if name in data:
                 params[name] = data[name]
-        if data.get("moderation") == "low":  # as far as the plan allows (admission decides)
-            params["moderation"] = "low"
         return params
 
 
@@ -255,6 +253,8 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         params = self.validated(request, data.generation_params(), self.serializer_class)
+        if data.validated_data.get("moderation") == "low":  # as far as the plan allows
+            params["moderation"] = "low"
         job = self.admit(request, {"kind": self.kind, **params}).job
         admitted = {
             "job_id": str(job.id),
