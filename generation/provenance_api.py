@@ -81,6 +81,7 @@ class ProvenanceVerifyApi(APIView):
         responses={
             200: VerifyOutput,
             400: error_response(ERRORS[400]),
+            401: error_response("A key or session was sent and is wrong (none is needed)."),
             429: error_response("Too many verifications from one address."),
         },
     )

@@ -29,6 +29,7 @@ from billing.models import (
 from generation.models import (
     Image,
     Job,
+    OutputRefusal,
     PolicyRefusal,
     PolicyRule,
     PolicyRuleTranslation,
@@ -64,6 +65,7 @@ EDITABLE = {
     PolicyRuleTranslation: "a policy rule's words in another language",
     WebhookEndpoint: "a workspace's webhook URLs (its secret read-only)",
     PolicyRefusal: "reviewed flag only",
+    OutputRefusal: "reviewed flag only (a refused output's prompt, for review)",
     User: "people's accounts (Django's own user admin)",
     Group: "Django's permission groups",
     EmailAddress: "allauth's addresses (verification state of a login)",
