@@ -129,15 +129,21 @@ def moderation_level(*, plan: Plan, requested: str | None = None) -> str:
     return plan.moderation_level
 
 
+# The active rules in PolicyRule's order, without the ORM's compilation on every submission:
+# all of them at the strict level, else all but the strict ones.
+_ACTIVE_RULES_SQL = "SELECT * FROM generation_policyrule WHERE active ORDER BY term"
+_STANDARD_RULES_SQL = (
+    "SELECT * FROM generation_policyrule WHERE active AND level <> 'strict' ORDER BY term"
+)
+
+
 def policy_check(
     *, workspace: Workspace, user: User | None, prompt: str, level: str = ModerationLevel.STANDARD
 ) -> None:
     """Raise PolicyRefused (422) for a prompt a rule refuses, and log it for review. Strict
     rules apply only at the strict level."""
-    rules = PolicyRule.objects.filter(active=True)
-    if level != ModerationLevel.STRICT:
-        rules = rules.exclude(level=ModerationLevel.STRICT)
-    match = policy_match(prompt, list(rules))
+    sql = _ACTIVE_RULES_SQL if level == ModerationLevel.STRICT else _STANDARD_RULES_SQL
+    match = policy_match(prompt, list(PolicyRule.objects.raw(sql)))
     if match is None:
         return
     PolicyRefusal.objects.create(
