@@ -28,7 +28,7 @@ _lock = threading.Lock()
 _loaded: dict[str, StableDiffusionPipeline] = {}
 _editors: dict[str, StableDiffusionImg2ImgPipeline] = {}
 _inpainters: dict[str, StableDiffusionInpaintPipeline] = {}
-PREVIEW_DOWNSCALE_FROM = 32  # latent side (256 px) from which previews decode at half size
+_projections: dict[int, torch.Tensor] = {}  # latent_projection's, by the VAE's id
 
 
 class ModelLoadError(RuntimeError):
@@ -284,23 +284,51 @@ def preview_steps(steps: int, count: int) -> list[int]:
     return sorted({round(steps * (index + 1) / (count + 1)) for index in range(count)} - {0, steps})
 
 
+@torch.inference_mode()
+def latent_projection(pipe: StableDiffusionPipeline) -> torch.Tensor:
+    """A linear map from the model's latents to RGB ((channels + 1) x 3, with the bias),
+    fitted once per model by least squares: the VAE encodes a picture of random colour
+    patches, and each latent cell is matched to the mean colour of the 8x8 pixels it covers.
+    The same idea as the fixed "latent to RGB" factors preview tools ship for known models,
+    found from the model itself so that any VAE gets one."""
+    key = id(pipe.vae)
+    if key not in _projections:
+        generator = torch.Generator().manual_seed(0)
+        patches = torch.rand(1, 3, 16, 16, generator=generator) * 2 - 1
+        picture = torch.nn.functional.interpolate(patches, scale_factor=16, mode="nearest")
+        vae = pipe.vae
+        encoded = vae.encode(picture.to(vae.device, vae.dtype)).latent_dist.mean
+        latents = (encoded * vae.config.scaling_factor).float().cpu()
+        scale = picture.shape[-1] // latents.shape[-1]
+        target = torch.nn.functional.avg_pool2d(picture, scale)
+        inputs = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+        inputs = torch.cat([inputs, torch.ones(len(inputs), 1)], dim=1)
+        colours = target.permute(0, 2, 3, 1).reshape(-1, 3)
+        _projections[key] = torch.linalg.lstsq(inputs, colours).solution
+    return _projections[key]
+
+
 def preview_decode(
     pipe: StableDiffusionPipeline, latents: torch.Tensor, size: tuple[int, int]
 ) -> list[PILImage.Image]:
-    """Cheap previews of intermediate latents: the VAE decodes them at half their size
-    (a quarter of a full decode's work) when they are large enough, then the pictures are
-    scaled up to `size`. bench/preview_cost.py measures what they add to a render."""
-    latents = latents.to(pipe.vae.dtype)
-    if min(latents.shape[-2:]) >= PREVIEW_DOWNSCALE_FROM:
-        latents = torch.nn.functional.avg_pool2d(latents, 2)
-    decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    pictures = pipe.image_processor.postprocess(decoded, output_type="pil")
-    return [picture.resize(size, PILImage.Resampling.BILINEAR) for picture in pictures]
+    """Cheap previews of intermediate latents: each latent cell becomes a colour through
+    latent_projection (no VAE decode), then the picture is scaled up to `size`.
+    bench/preview_cost.py measures what they add to a render."""
+    projection = latent_projection(pipe)
+    cells = latents.float().cpu().permute(0, 2, 3, 1)
+    cells = torch.cat([cells, torch.ones(*cells.shape[:-1], 1)], dim=-1)
+    rgb = ((cells @ projection).clamp(-1, 1) + 1) * 127.5
+    pixels = rgb.round().to(torch.uint8).numpy()
+    return [
+        PILImage.fromarray(picture).resize(size, PILImage.Resampling.BILINEAR) for picture in pixels
+    ]
 
 
 def warm_up(model: str | None = None) -> None:
-    """Load the model and run one small step, so that the first job does not pay for it."""
+    """Load the model and run one small step, so that the first job does not pay for it
+    (nor the first stream for fitting the previews' projection)."""
     run_batch(BatchSpec(64, 64, 1, 1.0), [BatchItem("warm up", "", 0)], model=model)
+    latent_projection(load(model))
 
 
 def gpu_usage() -> tuple[float, float | None] | None:
