@@ -95,9 +95,14 @@ async def openai_image_events(
                         finished = True
                 if finished:
                     break
-                item = await listener.next(deadline - loop.time())
+                left = deadline - loop.time()
+                item = await listener.next(min(left, settings.EVENTS_KEEPALIVE_SECONDS))
                 if item is None:
-                    break  # past OPENAI_WAIT_SECONDS
+                    if left <= settings.EVENTS_KEEPALIVE_SECONDS:
+                        break  # past OPENAI_WAIT_SECONDS
+                    yield b": keepalive\n\n"  # an SSE comment: clients skip it, proxies see life
+                    pending = []
+                    continue
                 pending = (
                     [*await listener.partials(), await listener.latest()]
                     if item is RESYNC

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
+import requests
 from PIL import Image as PILImage
 
 from billing.models import QuotaCounter
@@ -112,5 +114,30 @@ def test_a_stream_whose_image_is_not_ready_in_time_ends_with_an_error_and_costs_
             list(stream)
     assert ended.value.code == "generation_timeout"  # type: ignore[attr-defined]
     job = Job.objects.get(workspace=pat.workspace)
+    assert job.status == Job.Status.CANCELLED
+    assert not QuotaCounter.objects.filter(workspace=pat.workspace, used__gt=0).exists()
+
+
+def test_a_stream_the_client_leaves_cancels_its_job_which_costs_nothing(
+    tmp_path: Path, celery_worker: WorkerProcess
+) -> None:
+    pat = make_person("pat@example.com", plan="pro")  # priority lane: it stays queued
+    with web_server(tmp_path / "web.log", workers=1, EVENTS_KEEPALIVE_SECONDS="1") as url:
+        response = requests.post(
+            f"{url}/v1/images/generations",
+            json={"prompt": PROMPT, "size": "64x64", "stream": True, "partial_images": 1},
+            headers={"Authorization": f"Bearer {pat.key}"},
+            stream=True,
+            timeout=30,
+        )
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert next(response.iter_lines()) == b": keepalive"
+        job = Job.objects.get(workspace=pat.workspace)
+        assert job.status == Job.Status.QUEUED
+        response.close()
+        deadline = time.monotonic() + 20
+        while job.status == Job.Status.QUEUED and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
     assert not QuotaCounter.objects.filter(workspace=pat.workspace, used__gt=0).exists()
