@@ -264,7 +264,9 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
 
     @extend_schema(
         summary="OpenAI-compatible: generate images and wait for them",
-        description="OpenAI's `images.generate`. Policy refusals are 400 here, as in OpenAI's API.",
+        description="OpenAI's `images.generate`. Policy refusals are 400 here, as in OpenAI's API. "
+        "With `stream: true` the answer is Server-Sent Events: `image_generation.partial_image` "
+        "(`partial_images` of them), then `image_generation.completed` per image, or `error`.",
         request=OpenAIImageInput,
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={
@@ -426,7 +428,9 @@ class OpenAIEditSubmitApi(OpenAISubmitApi):
 
     @extend_schema(
         summary="OpenAI-compatible: edit an image and wait for the result",
-        description="OpenAI's `images.edit`, on the native edit path (`POST /api/v1/edits`).",
+        description="OpenAI's `images.edit`, on the native edit path (`POST /api/v1/edits`); "
+        "`mask`: a PNG of the image's size whose transparent pixels are repainted. With "
+        "`stream: true`: `image_edit.partial_image` and `image_edit.completed` events.",
         request={"multipart/form-data": OpenAIEditInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={

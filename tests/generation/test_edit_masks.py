@@ -5,13 +5,18 @@ batch."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
 from PIL import Image as PILImage
 
 from billing.models import Plan, QuotaCounter
+from generation.maintenance import source_photos_expire
 from generation.models import Job
 from generation.queue import job_claim_batch
+from generation.services import job_cancel
 from tests.conftest import Person
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +93,18 @@ def test_masked_and_unmasked_edits_never_share_a_batch(alice: Person) -> None:
     second = job_claim_batch(worker="w1", lanes=lanes, max_images=8)
     assert sorted(job.seed for job in first) == [1, 3]
     assert [job.seed for job in second] == [2]
+
+
+def test_a_mask_goes_with_its_photo_when_an_unused_edit_expires(
+    alice: Person, settings: object
+) -> None:
+    edit(alice, mask=mask())
+    job = Job.objects.get(workspace=alice.workspace)
+    job_cancel(job=job)
+    names = (job.source_image.name, job.mask_image.name)
+    assert all(default_storage.exists(name) for name in names)
+    later = timezone.now() + timedelta(days=settings.SOURCE_PHOTO_RETENTION_DAYS + 1)  # type: ignore[attr-defined]
+    assert source_photos_expire(at=later) == 1
+    assert not any(default_storage.exists(name) for name in names)
+    job.refresh_from_db()
+    assert (job.source_image.name, job.mask_image.name) == ("", "")
