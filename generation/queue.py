@@ -302,8 +302,10 @@ def flows_wake(workspace_ids: Iterable[Any]) -> list[FlowHead]:
 # Claims
 
 # The k best flows of each lane that may run another job, then up to `room` queued jobs of
-# each in tag order. Both are index range scans with a LIMIT (queueflow_eligible, then
-# job_queued_by_workspace); the merge across flows is left to Python.
+# each in tag order, and never more than k (a claim takes at most k candidates, so a
+# workspace with a large cap and a deep backlog adds k rows, not its backlog). Both are
+# index range scans with a LIMIT (queueflow_eligible, then job_queued_by_workspace); the
+# merge across flows is left to Python.
 CLAIM_CANDIDATES_SQL = """
     WITH flow AS (
         SELECT eligible.workspace_id, eligible.room
@@ -326,7 +328,7 @@ CLAIM_CANDIDATES_SQL = """
         FROM generation_job
         WHERE workspace_id = flow.workspace_id AND status = 'queued'
         ORDER BY finish_tag, queue_seq
-        LIMIT flow.room
+        LIMIT LEAST(flow.room, %(flows)s)
     ) AS job
 """
 
