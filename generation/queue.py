@@ -321,10 +321,10 @@ CLAIM_CANDIDATES_SQL = """
     )
     SELECT job.id, job.workspace_id, job.finish_tag, job.queue_seq, job.num_images, job.lane,
            flow.room, job.model, job.kind, job.width, job.height, job.steps, job.guidance,
-           job.strength
+           job.strength, job.masked
     FROM flow CROSS JOIN LATERAL (
         SELECT id, workspace_id, finish_tag, queue_seq, num_images, lane, model, kind, width,
-               height, steps, guidance, strength
+               height, steps, guidance, strength, mask_image <> '' AS masked
         FROM generation_job
         WHERE workspace_id = flow.workspace_id AND status = 'queued'
         ORDER BY finish_tag, queue_seq

@@ -11,6 +11,7 @@ check stricter.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -66,6 +67,24 @@ def outputs_flagged(
         if flag:
             flagged[job.pk] = flagged.get(job.pk, 0) + 1
     return flagged
+
+
+def previews_checked(
+    pipeline: ModuleType, jobs: list[Job], on_preview: Callable[[int, int, PILImage.Image], None]
+) -> Callable[[int, int, PILImage.Image], None]:
+    """`on_preview` (which publishes a running job's partial image) behind the safety check:
+    a preview the check flags is never shown. Unchanged when there is no checker."""
+    folder = settings.SAFETY_CHECKER_MODEL
+    if not folder:
+        return on_preview
+    owners = [job for job in jobs for _ in range(job.num_images)]
+
+    def checked(step: int, item: int, picture: PILImage.Image) -> None:
+        level = level_adjustment(owners[item].moderation_level)
+        if not pipeline.safety_flags([picture], adjustments=[level], folder=folder)[0]:
+            on_preview(step, item, picture)
+
+    return checked
 
 
 @transaction.atomic

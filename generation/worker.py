@@ -34,9 +34,11 @@ from config.metrics import (
     OOM_BACKOFFS,
     RENDER_SECONDS_PER_IMAGE,
 )
-from generation.images import encode_png
+from generation.images import encode_image
+from generation.images import mime_type as output_mime_type
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
+from generation.partials import denoising_steps, partials_plan
 from generation.provenance import (
     ImageClaims,
     SourceImage,
@@ -47,7 +49,12 @@ from generation.provenance import (
     watermark_ref,
 )
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
-from generation.safety import OutputFlagged, job_refuse_output, outputs_flagged
+from generation.safety import (
+    OutputFlagged,
+    job_refuse_output,
+    outputs_flagged,
+    previews_checked,
+)
 from generation.services import (
     GeneratedImage,
     job_fail,
@@ -241,8 +248,7 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
     """A step callback: writes progress at most twice a second, and stops the run when
     every job of the batch was cancelled or the batch is past its time limit."""
     ids = [job.pk for job in jobs]
-    spec = jobs[0]
-    steps = spec.steps if spec.strength is None else max(int(spec.steps * spec.strength), 1)
+    steps = denoising_steps(jobs[0])
     started = time.monotonic()
     limit = time_limit(jobs)
     last_write = 0.0
@@ -294,15 +300,27 @@ def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[Rendered]
         steps=first.steps,
         guidance=first.guidance,
         strength=first.strength if first.kind == Job.Kind.EDIT else None,
+        masked=bool(first.mask_image),  # the batch key keeps masked and unmasked edits apart
     )
     items = []
     for job in jobs:
         source = load_source(job) if job.kind == Job.Kind.EDIT else None
+        mask = load_mask(job) if job.mask_image else None
         items += [
-            pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source)
+            pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source, mask)
             for index in range(job.num_images)
         ]
-    pictures = list(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
+    previews, on_preview = partials_plan(jobs, preview_steps=pipeline.preview_steps)
+    pictures = list(
+        pipeline.run_batch(
+            spec,
+            items,
+            model=first.model,
+            on_step=on_step,
+            previews=previews,
+            on_preview=previews_checked(pipeline, jobs, on_preview),
+        )
+    )
     flagged = outputs_flagged(pipeline, jobs, pictures)
     remaining = iter(pictures)
     results: list[Rendered] = []
@@ -327,11 +345,18 @@ def finish_image(
     """The picture as stored: watermarked, encoded, with its signed C2PA manifest."""
     image_id = uuid.uuid4()
     picture = watermark_embed(picture, ref=watermark_ref(image_id))
-    png = encode_png(picture, provenance=provenance(job, seed))
+    encoded = encode_image(
+        picture,
+        output_format=job.output_format,
+        quality=job.output_compression,
+        provenance=provenance(job, seed),
+    )
     claims = ImageClaims(image_id, model_public_name(job.model), edited=source is not None)
-    png = content_credentials_sign(png, "image/png", claims=claims, source=source)
+    signed = content_credentials_sign(
+        encoded, output_mime_type(job.output_format), claims=claims, source=source
+    )
     return GeneratedImage(
-        png=png, width=picture.width, height=picture.height, seed=seed, id=image_id
+        png=signed, width=picture.width, height=picture.height, seed=seed, id=image_id
     )
 
 
@@ -347,6 +372,12 @@ def load_source(job: Job) -> PILImage.Image:
         return PILImage.open(io.BytesIO(handle.read())).convert("RGB")
 
 
+def load_mask(job: Job) -> PILImage.Image:
+    """The edit's mask, white where the model repaints (generation.uploads.mask_decode)."""
+    with job.mask_image.open("rb") as handle:
+        return PILImage.open(io.BytesIO(handle.read())).convert("L")
+
+
 def provenance(job: Job, seed: int) -> dict[str, object]:
     parameters: dict[str, object] = {
         "width": job.width,
@@ -356,6 +387,7 @@ def provenance(job: Job, seed: int) -> dict[str, object]:
     }
     if job.kind == Job.Kind.EDIT:
         parameters["strength"] = job.strength
+        parameters["masked"] = bool(job.mask_image)
     return {
         "model": job.model,
         "kind": job.kind,

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_user_language'),
-        ('generation', '0013_admin_time_indexes'),
+        ('generation', '0014_job_output_format_mask_partials'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -132,3 +132,23 @@ def test_the_workers_images_carry_their_credentials(alice: Person) -> None:
             assert [i["relationship"] for i in ingredients] == ["parentOf"]
         else:
             assert ingredients == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("output_format", "mime"), [("jpeg", "image/jpeg"), ("webp", "image/webp")]
+)
+def test_jpeg_and_webp_jobs_are_signed_in_their_format(
+    alice: Person, output_format: str, mime: str
+) -> None:
+    body = small_job(output_format=output_format, output_compression=80)
+    assert alice.client().post("/api/v1/generations", body, format="json").status_code == 202
+    worker.run_batch(job_claim_batch(worker="w1", lanes=["free"], max_images=8), worker="w1")
+    image = Image.objects.get()
+    with image.file.open("rb") as handle:
+        data = handle.read()
+    with PILImage.open(io.BytesIO(data)) as stored:
+        assert stored.format == output_format.upper()
+    state, manifest = read_back(data, mime)
+    assert state == "Trusted"
+    assert assertion(manifest, "org.atelier.image")["image"] == str(image.pk)

@@ -116,3 +116,15 @@ def test_without_a_checker_nothing_is_checked(
     settings.SAFETY_CHECKER_MODEL = ""
     monkeypatch.setattr(pipeline, "safety_flags", lambda *a, **k: pytest.fail("checked"))
     assert safety.outputs_flagged(pipeline, [], []) == {}
+
+
+def test_a_flagged_preview_is_never_published(checker: Path) -> None:
+    """Streamed partial images pass the same check before anyone sees them."""
+    jobs = [Job(num_images=1, moderation_level="standard") for _ in range(2)]
+    published: list[int] = []
+    checked = safety.previews_checked(
+        pipeline, jobs, lambda step, item, picture: published.append(item)
+    )
+    checked(3, 0, SAFE[0])
+    checked(3, 1, UNSAFE)
+    assert published == [0]
