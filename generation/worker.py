@@ -3,12 +3,15 @@
 A ticket (generation.tasks.run_job) wakes a worker; the database decides what runs. Each
 round claims a batch of compatible jobs in fair order (SKIP LOCKED), renders them in one
 pipeline call while a thread heartbeats for them, then settles each job in one transaction:
-succeeded and charged, or failed and refunded. Job state changes themselves live in
+succeeded and charged, or failed and refunded (generation.settling). Pipelined (the
+default), the three overlap: while the GPU renders batch N, batch N+1 is claimed and batch
+N-1 encoded, stored and settled on other threads. Job state changes themselves live in
 generation.services; this module only sequences them around the GPU work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import logging
@@ -16,9 +19,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -33,19 +37,24 @@ from config.metrics import (
     OOM_BACKOFFS,
     RENDER_SECONDS_PER_IMAGE,
 )
-from generation.images import encode_png
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
 from generation.queue import batch_image_limit, job_claim_batch, throughput_record
 from generation.services import (
-    GeneratedImage,
     job_fail,
     job_heartbeat,
     job_progress,
     job_ticket_again,
-    jobs_complete,
     jobs_of_suspended_cancel,
     jobs_wake_waiting,
+)
+from generation.settling import (
+    OUTPUT_FAILED,
+    OUTPUT_FAILED_MESSAGE,
+    Picture,
+    RenderedBatch,
+    SettleStage,
+    batch_settle,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,31 +82,101 @@ def ticket_run(job_id: str) -> None:
     The worker keeps claiming batches for up to DRAIN_SECONDS, so the GPU does not wait for
     a message between batches; the tickets of jobs that ran meanwhile do nothing, and one
     whose job was passed over by fair order is sent again.
+
+    With WORKER_PIPELINE (the default) the GPU does not wait for the host either: while it
+    renders a batch, the next one is claimed on a thread and the last one is encoded, stored
+    and settled by a SettleStage. The ticket returns once every batch it rendered is settled.
     """
     if not Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).exists():
         return  # its job already ran in an earlier batch (or was cancelled)
     worker = worker_id()
     ran: set[str] = set()
     deadline = time.monotonic() + DRAIN_SECONDS
-    # Until nothing is left that it may take (held-back jobs are woken when others end).
-    while claimed := job_claim_batch(
-        worker=worker,
-        lanes=settings.WORKER_LANES,
-        max_images=batch_image_limit(
-            settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
-        ),
-    ):
-        ran.update(str(job.pk) for job in claimed)
-        job_events_on_commit(
-            [job_event(job.pk, "start", Job.Status.RUNNING, 0.0) for job in claimed]
+
+    def claim() -> list[Job]:
+        return job_claim_batch(
+            worker=worker,
+            lanes=settings.WORKER_LANES,
+            max_images=batch_image_limit(
+                settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
+            ),
         )
-        if jobs := jobs_of_suspended_cancel(jobs=claimed):
-            run_batch(jobs, worker=worker)
-        if time.monotonic() >= deadline:
-            break
+
+    with Heartbeat(worker) as beats, contextlib.ExitStack() as stack:
+        if settings.WORKER_PIPELINE:
+            stage = stack.enter_context(
+                SettleStage(
+                    worker=worker,
+                    on_settled=beats.discard,
+                    depth=settings.WORKER_SETTLE_DEPTH,
+                    threads=settings.WORKER_ENCODE_THREADS,
+                )
+            )
+            claimer = stack.enter_context(ClaimAhead(claim))
+            settle: Callable[[RenderedBatch], None] = stage.put
+        else:
+            claimer = None
+            settle = settle_here(worker, beats)
+
+        claimed = claim()
+        # Until nothing is left that it may take (held-back jobs are woken when others end).
+        while claimed:
+            beats.add(claimed)  # from the claim until it is settled (or found cancelled)
+            ran.update(str(job.pk) for job in claimed)
+            job_events_on_commit(
+                [job_event(job.pk, "start", Job.Status.RUNNING, 0.0) for job in claimed]
+            )
+            jobs = jobs_of_suspended_cancel(jobs=claimed)
+            beats.discard(job for job in claimed if job not in jobs)
+            more = time.monotonic() < deadline
+            if claimer is not None and more:
+                claimer.start()  # the next batch is claimed while the GPU renders this one
+            if jobs:
+                run_batch(jobs, worker=worker, settle=settle, beats=beats)
+            if not more:
+                claimed = []
+            elif claimer is None:
+                claimed = claim()
+            elif not (claimed := claimer.result()):
+                # Nothing claimable while this batch was rendering; settling it may make
+                # room (a workspace at its in-flight cap), so claim again once it is done.
+                stage.drain()
+                claimed = claim()
     if ran and job_id not in ran:
         # Fair order ran other jobs first: this job still needs a ticket of its own.
         job_ticket_again(job_id=job_id)
+
+
+class ClaimAhead:
+    """Claims the next batch on a thread of its own while the GPU renders this one.
+
+    One claim at a time (start, then result), on one thread, which closes its database
+    connection when the ticket ends. Jobs it claims are running from then on: the caller
+    adds them to its heartbeat before anything else.
+    """
+
+    def __init__(self, claim: Callable[[], list[Job]]) -> None:
+        self.claim = claim
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        self.pending: Future[list[Job]] | None = None
+
+    def start(self) -> None:
+        self.pending = self.pool.submit(self.claim)
+
+    def result(self) -> list[Job]:
+        assert self.pending is not None
+        pending, self.pending = self.pending, None
+        return pending.result()
+
+    def __enter__(self) -> ClaimAhead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pending is not None:  # left by an error: its jobs go back by the sweeper
+            self.pending.result()
+        # Looked up on the pool's one thread: that thread's own connection.
+        self.pool.submit(lambda: connection.close()).result()
+        self.pool.shutdown()
 
 
 def time_limit(jobs: list[Job]) -> float:
@@ -106,41 +185,85 @@ def time_limit(jobs: list[Job]) -> float:
     return settings.JOB_TIME_LIMIT_BASE + settings.JOB_TIME_LIMIT_PER_MEGAPIXEL_STEP * work
 
 
-@contextmanager
-def heartbeat(jobs: list[Job], worker: str) -> Iterator[None]:
-    """Beat for the batch from a thread, so that long steps or a slow load are not taken
-    for a dead worker."""
-    stop = threading.Event()
-    ids = [job.pk for job in jobs]
+class Heartbeat:
+    """Beats for every job the worker holds, from a thread, so that long steps, a slow load
+    or a batch waiting to be settled are not taken for a dead worker. A job is held from
+    its claim until it is settled; when its beats stop, the sweeper may requeue it."""
 
-    def beat() -> None:
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.ids: set[Any] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def add(self, jobs: Iterable[Job]) -> None:
+        with self.lock:
+            self.ids.update(job.pk for job in jobs)
+
+    def discard(self, jobs: Iterable[Job]) -> None:
+        with self.lock:
+            self.ids.difference_update(job.pk for job in jobs)
+
+    def _beat(self) -> None:
         try:
-            while not stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
-                job_heartbeat(job_ids=ids, worker=worker)
+            while not self.stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
+                with self.lock:
+                    ids = list(self.ids)
+                if ids:
+                    job_heartbeat(job_ids=ids, worker=self.worker)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
-def run_batch(jobs: list[Job], *, worker: str) -> None:
-    """Render a claimed batch and settle each job: succeeded and charged, or failed and
-    refunded (cancelled jobs are dropped); then wake a worker for what their workspaces
-    still have queued."""
+def settle_here(worker: str, beats: Heartbeat) -> Callable[[RenderedBatch], None]:
+    """Settling on the rendering thread, before the next claim: the serial worker."""
+
+    def settle(batch: RenderedBatch) -> None:
+        try:
+            batch_settle(batch, worker=worker)
+        finally:
+            beats.discard(batch.jobs)
+
+    return settle
+
+
+def run_batch(
+    jobs: list[Job],
+    *,
+    worker: str,
+    settle: Callable[[RenderedBatch], None] | None = None,
+    beats: Heartbeat | None = None,
+) -> None:
+    """Render a claimed batch and hand it to `settle` (by default: settle it here, each job
+    succeeded and charged, or failed and refunded); jobs that fail to render are failed
+    and refunded, cancelled ones dropped, and a worker is woken for what their workspaces
+    still have queued. `beats` holds the jobs from their claim until they are settled."""
+    if beats is None:
+        with Heartbeat(worker) as own:
+            own.add(jobs)
+            run_batch(jobs, worker=worker, settle=settle, beats=own)
+        return
     try:
         with job_context(
             job_ids=[str(job.pk) for job in jobs], request_ids=[job.request_id for job in jobs]
         ):
             logger.info("Claimed %d jobs", len(jobs))
-            _run_batch(jobs, worker=worker)
-    finally:
+            _run_batch(
+                jobs, worker=worker, settle=settle or settle_here(worker, beats), beats=beats
+            )
+    except BaseException:
+        beats.discard(jobs)
         jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
+        raise
 
 
 # What a job's owner reads when rendering fails: a stable code and message. The exception,
@@ -149,6 +272,7 @@ FAILURES = {
     "out_of_memory": "The GPU ran out of memory for this job; its images were given back. "
     "A smaller size or fewer images may fit.",
     "generation_failed": "The image could not be generated; its images were given back.",
+    OUTPUT_FAILED: OUTPUT_FAILED_MESSAGE,
 }
 
 
@@ -156,43 +280,51 @@ def failure_code(exc: BaseException, pipeline: ModuleType) -> str:
     return "out_of_memory" if pipeline.is_out_of_memory(exc) else "generation_failed"
 
 
-def _run_batch(jobs: list[Job], *, worker: str) -> None:
+def _run_batch(
+    jobs: list[Job],
+    *,
+    worker: str,
+    settle: Callable[[RenderedBatch], None],
+    beats: Heartbeat,
+) -> None:
     pipeline = pipeline_module()
     started = time.monotonic()
     isolate = False
-    with heartbeat(jobs, worker):
-        try:
-            rendered = render_with_backoff(jobs, on_step=step_watcher(jobs, worker))
-        except pipeline.Interrupted:
-            return  # every job of the batch was cancelled, and refunded when it was
-        except BatchTimedOut:
-            rendered = None
-            code = "time_limit_exceeded"
-            message = "The job ran past its time limit; its images were given back."
-        except Exception as exc:
-            logger.exception("Batch of %d jobs failed", len(jobs))
-            rendered = None
-            code = failure_code(exc, pipeline)
-            message = FAILURES[code]
-            # One job (a prompt, a photo) may be what fails: the others, other workspaces'
-            # included, should not fail with it. A model that cannot load fails them all.
-            model_error = getattr(pipeline, "ModelLoadError", ())
-            isolate = len(jobs) > 1 and not isinstance(exc, model_error)
+    try:
+        rendered = render_with_backoff(jobs, on_step=step_watcher(jobs, worker))
+    except pipeline.Interrupted:
+        # Every job of the batch was cancelled, and refunded when it was.
+        unsettled(jobs, beats)
+        return
+    except BatchTimedOut:
+        rendered = None
+        code = "time_limit_exceeded"
+        message = "The job ran past its time limit; its images were given back."
+    except Exception as exc:
+        logger.exception("Batch of %d jobs failed", len(jobs))
+        rendered = None
+        code = failure_code(exc, pipeline)
+        message = FAILURES[code]
+        # One job (a prompt, a photo) may be what fails: the others, other workspaces'
+        # included, should not fail with it. A model that cannot load fails them all.
+        model_error = getattr(pipeline, "ModelLoadError", ())
+        isolate = len(jobs) > 1 and not isinstance(exc, model_error)
     if not connection.in_atomic_block:
         close_old_connections()  # rendering may outlast the database connection
     if rendered is None:
         if isolate:
             logger.warning("Rendering the %d jobs of the failed batch one by one", len(jobs))
             for job in jobs:
-                _run_batch([job], worker=worker)
+                _run_batch([job], worker=worker, settle=settle, beats=beats)
             return
         for job in jobs:
             with job_context(job_ids=[str(job.pk)], request_ids=[job.request_id]):
                 if job_fail(job=job, worker=worker, code=code, message=message):
                     logger.info("Job failed: %s", code, extra={"code": code})
+        unsettled(jobs, beats)
         return
     rendered_at = time.monotonic()
-    images = sum(len(images) for images in rendered)
+    images = sum(len(pictures) for pictures in rendered)
     BATCH_IMAGES.observe(images)
     if images:
         RENDER_SECONDS_PER_IMAGE.observe((rendered_at - started) / images)
@@ -201,11 +333,18 @@ def _run_batch(jobs: list[Job], *, worker: str) -> None:
     except RedisError:  # the estimate misses one sample; the images must still be settled
         logger.warning("Throughput not recorded: Redis unreachable")
     gpu_gauges_set(pipeline)
-    jobs_complete(worker=worker, results=list(zip(jobs, rendered, strict=True)))
     logger.info(
-        "Batch of %d jobs, %d images: rendered in %.0f ms, stored in %.0f ms",
-        len(jobs), images, (rendered_at - started) * 1000, (time.monotonic() - rendered_at) * 1000,
+        "Rendered a batch of %d jobs, %d images in %.0f ms",
+        len(jobs), images, (rendered_at - started) * 1000,
     )  # fmt: skip
+    settle(RenderedBatch(jobs=jobs, pictures=rendered))
+
+
+def unsettled(jobs: list[Job], beats: Heartbeat) -> None:
+    """Jobs that end without being settled (failed or cancelled): no more beats, and a
+    worker is woken for what their workspaces still have queued."""
+    beats.discard(jobs)
+    jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in jobs}))
 
 
 def gpu_gauges_set(pipeline: ModuleType) -> None:
@@ -245,9 +384,7 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
     return on_step
 
 
-def render_with_backoff(
-    jobs: list[Job], *, on_step: Callable[[int], bool]
-) -> list[list[GeneratedImage]]:
+def render_with_backoff(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Picture]]:
     """Render the batch; on a GPU out-of-memory error, halve it and try again."""
     pipeline = pipeline_module()
     try:
@@ -263,8 +400,8 @@ def render_with_backoff(
         )
 
 
-def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[GeneratedImage]]:
-    """One pipeline call for all images of all jobs; returns each job's images."""
+def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Picture]]:
+    """One pipeline call for all images of all jobs; returns each job's pictures."""
     pipeline = pipeline_module()
     first = jobs[0]
     spec = pipeline.BatchSpec(
@@ -282,44 +419,12 @@ def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Gene
             for index in range(job.num_images)
         ]
     pictures = iter(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
-    results = []
-    for job in jobs:
-        images = []
-        for index in range(job.num_images):
-            picture = next(pictures)
-            seed = job.seed + index
-            images.append(
-                GeneratedImage(
-                    png=encode_png(picture, provenance=provenance(job, seed)),
-                    width=picture.width,
-                    height=picture.height,
-                    seed=seed,
-                )
-            )
-        results.append(images)
-    return results
+    return [
+        [Picture(next(pictures), job.seed + index) for index in range(job.num_images)]
+        for job in jobs
+    ]
 
 
 def load_source(job: Job) -> PILImage.Image:
     with job.source_image.open("rb") as handle:
         return PILImage.open(io.BytesIO(handle.read())).convert("RGB")
-
-
-def provenance(job: Job, seed: int) -> dict[str, object]:
-    parameters: dict[str, object] = {
-        "width": job.width,
-        "height": job.height,
-        "steps": job.steps,
-        "guidance": job.guidance,
-    }
-    if job.kind == Job.Kind.EDIT:
-        parameters["strength"] = job.strength
-    return {
-        "model": job.model,
-        "kind": job.kind,
-        "prompt": job.prompt,
-        "negative_prompt": job.negative_prompt,
-        "seed": str(seed),
-        "parameters": parameters,
-        "job": str(job.id),
-    }

@@ -60,6 +60,8 @@ def waiting_tickets(lane: str) -> int:
     return tickets.lane_tickets_waiting(lane)
 
 
+# Transactional: the pipelined worker settles on a thread with a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_ticket_lost_to_the_broker_is_sent_again_and_the_job_runs(
     alice: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
