@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-overload bench-queue \
+.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-worker-host bench-gpu-worker bench-overload bench-queue \
 	bench-front-door
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -77,6 +77,13 @@ bench-admission: $(STAMP)
 
 bench-worker: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_throughput.py
+
+bench-worker-host: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_host.py
+
+# Needs a CUDA GPU (not yet run on one); well under ten minutes.
+bench-gpu-worker: $(STAMP)
+	ATELIER_VAR_DIR=var/bench timeout 600 $(PY) platform/launch.py test -- $(PY) bench/gpu_worker.py
 
 bench-overload: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/overload.py
