@@ -22,14 +22,17 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 from PIL import Image as PILImage
+from redis import RedisError
 
 from config.logs import job_context
 from generation.images import encode_png
 from generation.models import Job
+from generation.queue import throughput_record
 from generation.services import (
     GeneratedImage,
     image_store,
     job_fail,
+    job_progress,
     jobs_settle,
     jobs_wake_waiting,
 )
@@ -55,6 +58,7 @@ class RenderedBatch:
 
     jobs: list[Job]
     pictures: list[list[Picture]]
+    render_seconds: float
 
 
 def provenance(job: Job, seed: int) -> dict[str, object]:
@@ -103,6 +107,14 @@ def batch_settle(batch: RenderedBatch, *, worker: str, pool: Executor | None = N
     one transaction; a job with a picture that failed is failed and refunded on its own.
     Returns the ids of the jobs that succeeded."""
     started = time.monotonic()
+    images = sum(len(pictures) for pictures in batch.pictures)
+    try:  # for the wait estimates; recorded here, off the GPU's path
+        throughput_record(images=images, seconds=batch.render_seconds)
+    except RedisError:  # the estimate misses one sample; the images must still be settled
+        logger.warning("Throughput not recorded: Redis unreachable")
+    # The last step's progress and events, before the jobs' completion (generation.worker's
+    # step watcher leaves it to this stage).
+    job_progress(job_ids=[job.pk for job in batch.jobs], worker=worker, progress=1.0)
     outputs: list[list[Future[tuple[GeneratedImage, str]]]] = []
     for job, pictures in zip(batch.jobs, batch.pictures, strict=True):
         outputs.append(
@@ -127,7 +139,7 @@ def batch_settle(batch: RenderedBatch, *, worker: str, pool: Executor | None = N
     finished = jobs_settle(worker=worker, results=stored) if stored else set()
     logger.info(
         "Batch of %d jobs, %d images: stored and settled in %.0f ms",
-        len(batch.jobs), sum(len(p) for p in batch.pictures), (time.monotonic() - started) * 1000,
+        len(batch.jobs), images, (time.monotonic() - started) * 1000,
     )  # fmt: skip
     jobs_wake_waiting(workspace_ids=list({job.workspace_id for job in batch.jobs}))
     return finished

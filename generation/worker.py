@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,6 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 from PIL import Image as PILImage
-from redis import RedisError
 
 from config.logs import job_context
 from config.metrics import (
@@ -39,7 +39,7 @@ from config.metrics import (
 )
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
-from generation.queue import batch_image_limit, job_claim_batch, throughput_record
+from generation.queue import batch_image_limit, job_claim_batch
 from generation.services import (
     job_fail,
     job_heartbeat,
@@ -59,6 +59,10 @@ from generation.settling import (
 
 logger = logging.getLogger(__name__)
 
+# While settling threads run Python, the rendering thread waits up to the interpreter's
+# switch interval (5 ms by default) for the GIL after each wait of its own (a GPU call, a
+# database round trip): the GPU's time. Pipelined workers switch ten times as often.
+GIL_SWITCH_INTERVAL = 0.0005
 PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes for a batch
 DRAIN_SECONDS = 30.0  # how long one ticket keeps its worker taking batch after batch
 
@@ -93,17 +97,28 @@ def ticket_run(job_id: str) -> None:
     ran: set[str] = set()
     deadline = time.monotonic() + DRAIN_SECONDS
 
-    def claim() -> list[Job]:
-        return job_claim_batch(
-            worker=worker,
-            lanes=settings.WORKER_LANES,
-            max_images=batch_image_limit(
-                settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
-            ),
-        )
-
     with Heartbeat(worker) as beats, contextlib.ExitStack() as stack:
+
+        def claim() -> tuple[list[Job], list[Job]]:
+            """The next batch, and those of its jobs to run: its start events sent and the jobs
+            of suspended workspaces cancelled (on the claiming thread: off the GPU's path when
+            pipelined)."""
+            claimed = job_claim_batch(
+                worker=worker,
+                lanes=settings.WORKER_LANES,
+                max_images=batch_image_limit(
+                    settings.GENERATION_BATCH_SIZE, settings.GENERATION_BATCH_SECONDS
+                ),
+            )
+            job_events_on_commit(
+                [job_event(job.pk, "start", Job.Status.RUNNING, 0.0) for job in claimed]
+            )
+            jobs = jobs_of_suspended_cancel(jobs=claimed) if claimed else []
+            beats.add(jobs)  # held from their claim until they are settled (or end otherwise)
+            return claimed, jobs
+
         if settings.WORKER_PIPELINE:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
             stage = stack.enter_context(
                 SettleStage(
                     worker=worker,
@@ -118,30 +133,26 @@ def ticket_run(job_id: str) -> None:
             claimer = None
             settle = settle_here(worker, beats)
 
-        claimed = claim()
+        claimed, jobs = claim()
         # Until nothing is left that it may take (held-back jobs are woken when others end).
         while claimed:
-            beats.add(claimed)  # from the claim until it is settled (or found cancelled)
             ran.update(str(job.pk) for job in claimed)
-            job_events_on_commit(
-                [job_event(job.pk, "start", Job.Status.RUNNING, 0.0) for job in claimed]
-            )
-            jobs = jobs_of_suspended_cancel(jobs=claimed)
-            beats.discard(job for job in claimed if job not in jobs)
             more = time.monotonic() < deadline
             if claimer is not None and more:
                 claimer.start()  # the next batch is claimed while the GPU renders this one
             if jobs:
                 run_batch(jobs, worker=worker, settle=settle, beats=beats)
             if not more:
-                claimed = []
+                claimed, jobs = [], []
             elif claimer is None:
-                claimed = claim()
-            elif not (claimed := claimer.result()):
+                claimed, jobs = claim()
+            elif not (claimed_jobs := claimer.result())[0]:
                 # Nothing claimable while this batch was rendering; settling it may make
                 # room (a workspace at its in-flight cap), so claim again once it is done.
                 stage.drain()
-                claimed = claim()
+                claimed, jobs = claim()
+            else:
+                claimed, jobs = claimed_jobs
     if ran and job_id not in ran:
         # Fair order ran other jobs first: this job still needs a ticket of its own.
         job_ticket_again(job_id=job_id)
@@ -155,15 +166,15 @@ class ClaimAhead:
     adds them to its heartbeat before anything else.
     """
 
-    def __init__(self, claim: Callable[[], list[Job]]) -> None:
+    def __init__(self, claim: Callable[[], tuple[list[Job], list[Job]]]) -> None:
         self.claim = claim
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
-        self.pending: Future[list[Job]] | None = None
+        self.pending: Future[tuple[list[Job], list[Job]]] | None = None
 
     def start(self) -> None:
         self.pending = self.pool.submit(self.claim)
 
-    def result(self) -> list[Job]:
+    def result(self) -> tuple[list[Job], list[Job]]:
         assert self.pending is not None
         pending, self.pending = self.pending, None
         return pending.result()
@@ -328,16 +339,12 @@ def _run_batch(
     BATCH_IMAGES.observe(images)
     if images:
         RENDER_SECONDS_PER_IMAGE.observe((rendered_at - started) / images)
-    try:
-        throughput_record(images=images, seconds=rendered_at - started)
-    except RedisError:  # the estimate misses one sample; the images must still be settled
-        logger.warning("Throughput not recorded: Redis unreachable")
     gpu_gauges_set(pipeline)
     logger.info(
         "Rendered a batch of %d jobs, %d images in %.0f ms",
         len(jobs), images, (rendered_at - started) * 1000,
     )  # fmt: skip
-    settle(RenderedBatch(jobs=jobs, pictures=rendered))
+    settle(RenderedBatch(jobs=jobs, pictures=rendered, render_seconds=rendered_at - started))
 
 
 def unsettled(jobs: list[Job], beats: Heartbeat) -> None:
@@ -359,8 +366,9 @@ def gpu_gauges_set(pipeline: ModuleType) -> None:
 
 
 def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
-    """A step callback: writes progress at most twice a second, and stops the run when
-    every job of the batch was cancelled or the batch is past its time limit."""
+    """A step callback: writes progress at most twice a second before the last step, and
+    stops the run when every job of the batch was cancelled or the batch is past its time
+    limit."""
     ids = [job.pk for job in jobs]
     spec = jobs[0]
     steps = spec.steps if spec.strength is None else max(int(spec.steps * spec.strength), 1)
@@ -373,7 +381,11 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
         now = time.monotonic()
         if now - started > limit:
             raise BatchTimedOut()
-        if now - last_write < PROGRESS_WRITE_INTERVAL and step < steps:
+        if step >= steps:
+            # The last step's progress (1.0) is written as the batch is settled, off the
+            # GPU's path; a job cancelled meanwhile is skipped there and its images dropped.
+            return True
+        if now - last_write < PROGRESS_WRITE_INTERVAL:
             return True
         last_write = now
         if job_progress(job_ids=ids, worker=worker, progress=min(step / steps, 1.0)):
