@@ -25,7 +25,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The servers run as production runs them (DEBUG off: no per-query recording, no debug
+# The servers and workers run as production runs them (DEBUG off: no per-query recording, no debug
 # pages), over plain HTTP on loopback. `make bench-*` starts under launch.py test, whose
 # DEBUG=true is for the benchmark's own process only.
 PRODUCTION = {

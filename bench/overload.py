@@ -48,7 +48,7 @@ from django.db.models import Sum  # noqa: E402
 from accounts.keys import api_key_create  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
-from bench.common import ROOT, gunicorn  # noqa: E402
+from bench.common import PRODUCTION, ROOT, gunicorn  # noqa: E402
 from billing.models import Plan, QuotaCounter, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import live_workers  # noqa: E402
@@ -107,6 +107,7 @@ def new_key(plan: Plan | None) -> str:
 def start_workers() -> list[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
+        **PRODUCTION,
         "GENERATION_PIPELINE_MODULE": "bench.simulated_pipeline",
         "ATELIER_SIMULATED_SECONDS_PER_IMAGE": str(SECONDS_PER_IMAGE),
         "GENERATION_BATCH_SECONDS": str(BATCH_SECONDS),
@@ -229,6 +230,49 @@ def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if any(values) else 1.0
 
 
+def paid_wait_causes(outcomes: list[Outcome], jobs: dict[str, Job]) -> None:
+    """Why the slowest paid jobs waited: for the slowest 5% of each level, the time until
+    the first worker came free after the job was admitted (a batch's length bounds it), and
+    the batches claimed before the job's own claim, by whose jobs they ran (jobs whose
+    finish tags came first)."""
+    batches: dict[tuple[str, object], list[Job]] = defaultdict(list)
+    for job in jobs.values():
+        if job.started_at is not None:
+            batches[(job.worker, job.started_at)].append(job)
+    kinds = {job_id: o.kind for o in outcomes for job_id in o.job_ids}
+    spans = [
+        (min(j.started_at for j in run), max(j.finished_at for j in run), run)
+        for run in batches.values()
+        if all(j.finished_at for j in run)
+    ]
+    for level in LEVELS:
+        paid = sorted(
+            (jobs[job_id] for o in outcomes if o.kind == "paid" and o.phase == level
+             for job_id in o.job_ids),
+            key=lambda job: job.started_at - job.created_at,
+        )  # fmt: skip
+        slowest = paid[int(len(paid) * 0.95) :]
+        if not slowest:
+            continue
+        free_after, passed = [], Counter()
+        claims = 0
+        for job in slowest:
+            ends = [end for start, end, _ in spans if start <= job.created_at < end]
+            free_after.append(
+                (min(ends) - job.created_at).total_seconds() if len(ends) == WORKERS else 0.0
+            )
+            for start, _, run in spans:
+                if job.created_at < start < job.started_at:
+                    claims += 1
+                    passed.update(kinds.get(str(j.pk), "other") for j in run)
+        print(
+            f"slowest paid jobs at {level:2d}x ({len(slowest)}): first worker free after "
+            f"{sum(free_after) / len(slowest):.2f} s on average; "
+            f"{claims / len(slowest):.1f} batches claimed before each, "
+            f"running {dict(passed.most_common())} jobs in all"
+        )
+
+
 def main() -> None:
     call_command("migrate", verbosity=0)
     plans = configure_plans()
@@ -284,6 +328,7 @@ def main() -> None:
             f"({len(waits[level])} jobs)"
         )
     ratio = p95[10] / max(p95[1], 0.001)
+    paid_wait_causes(outcomes, jobs)
     free_waits: dict[int, list[float]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.kind == "free":

@@ -41,6 +41,7 @@ from django.db.models import Count, Max, Min  # noqa: E402
 
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
+from bench.common import PRODUCTION  # noqa: E402
 from billing.models import Plan, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.services import job_submit  # noqa: E402
@@ -92,8 +93,8 @@ def through_the_platform(batch_size: int, model: str) -> float:
         ],
         cwd=ROOT,
         env={
-            **os.environ, "GENERATION_BATCH_SIZE": str(batch_size), "GENERATION_MODEL": model,
-            "WORKER_LANES": "standard",
+            **os.environ, **PRODUCTION, "GENERATION_BATCH_SIZE": str(batch_size),
+            "GENERATION_MODEL": model, "WORKER_LANES": "standard",
         },
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
