@@ -29,6 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# This process is the worker: it runs as production runs it (DEBUG off, no query log).
+from bench.common import PRODUCTION
+
+os.environ.update(PRODUCTION)
 os.environ["WORKER_LANES"] = "standard"
 os.environ["GENERATION_BATCH_SECONDS"] = "0"
 os.environ["LOG_LEVEL"] = "WARNING"
