@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-worker-host bench-gpu-worker bench-overload bench-queue \
+.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-worker-host bench-gpu-worker bench-encoders bench-overload bench-queue \
 	bench-front-door
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -80,6 +80,9 @@ bench-worker: $(STAMP)
 
 bench-worker-host: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_host.py
+
+bench-encoders: $(STAMP)
+	$(PY) bench/encoders.py
 
 # Needs a CUDA GPU (not yet run on one); well under ten minutes.
 bench-gpu-worker: $(STAMP)
