@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from PIL import Image as PILImage
 
 # The real request types, so that the worker builds its batches exactly as in production.
-from generation.pipeline import BatchItem, BatchSpec, Interrupted
+from generation.pipeline import BatchItem, BatchSpec, Interrupted, preview_steps
 
-__all__ = ["BatchItem", "BatchSpec", "Interrupted", "is_out_of_memory", "run_batch", "warm_up"]
+__all__ = [
+    "BatchItem", "BatchSpec", "Interrupted", "is_out_of_memory", "preview_steps", "run_batch",
+    "warm_up",
+]  # fmt: skip
 
 SECONDS_PER_IMAGE = float(os.environ.get("ATELIER_SIMULATED_SECONDS_PER_IMAGE", "0.5"))
 
@@ -32,10 +35,15 @@ def run_batch(
     *,
     model: str | None = None,
     on_step: Callable[[int], bool] | None = None,
+    previews: Mapping[int, Sequence[int]] | None = None,
+    on_preview: Callable[[int, int, PILImage.Image], None] | None = None,
 ) -> list[PILImage.Image]:
     step_time = SECONDS_PER_IMAGE * len(items) / spec.steps
     for step in range(1, spec.steps + 1):
         time.sleep(step_time)
+        for item in (previews or {}).get(step, ()):
+            if on_preview is not None:
+                on_preview(step, item, PILImage.new("RGB", (spec.width, spec.height), "gray"))
         if on_step is not None and not on_step(step):
             raise Interrupted()
     return [PILImage.new("RGB", (spec.width, spec.height), "gray") for _ in items]

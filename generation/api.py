@@ -28,11 +28,12 @@ from config.errors import DomainError
 from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_response
 from config.serializers import StrictSerializer
 from generation.admission import Admission, job_request_admit
+from generation.images import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMATS, mime_type_of_name
 from generation.model_info import model_info
 from generation.models import Image, Job, WebhookEvent
 from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
 from generation.services import MAX_SEED, job_cancel
-from generation.uploads import fit_size, png_file, upload_decode
+from generation.uploads import fit_size, mask_decode, png_file, upload_decode
 from generation.webhooks import WebhookUrlRefused, webhook_url_check
 
 
@@ -53,6 +54,20 @@ class GenerationInput(StrictSerializer):
         required=False, allow_null=True, min_value=0, max_value=MAX_SEED
     )
     num_images = serializers.IntegerField(required=False, min_value=1)
+    output_format = serializers.ChoiceField(
+        list(OUTPUT_FORMATS),
+        required=False,
+        default=DEFAULT_OUTPUT_FORMAT,
+        help_text="How the images are encoded: png (lossless), jpeg or webp. Every format "
+        "carries the provenance (PNG text chunks; XMP and EXIF in JPEG and WebP).",
+    )
+    output_compression = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=100,
+        help_text="JPEG and WebP quality, 0-100 (default 100, the best); PNG ignores it.",
+    )
     webhook = serializers.URLField(
         required=False,
         allow_blank=True,
@@ -105,6 +120,11 @@ class EditInput(GenerationInput):
     Without width and height the photo's own aspect is kept, scaled to fit the plan."""
 
     image = serializers.FileField()
+    mask = serializers.FileField(
+        required=False,
+        help_text="A PNG the size of the image whose fully transparent pixels (alpha 0) mark "
+        "the area to repaint; every other pixel is kept exactly.",
+    )
     strength = serializers.FloatField(required=False, min_value=0.05, max_value=1.0, default=0.6)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +133,12 @@ class EditInput(GenerationInput):
             photo = upload_decode(data.pop("image"))
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"image": exc.detail}) from None
+        mask = None
+        if (upload := data.pop("mask", None)) is not None:
+            try:
+                mask = mask_decode(upload, size=photo.size)
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"mask": exc.detail}) from None
         if "width" not in data and "height" not in data:
             minimum = model_info(settings.GENERATION_MODEL).min_size
             data["width"], data["height"] = fit_size(
@@ -120,6 +146,8 @@ class EditInput(GenerationInput):
             )
         data = super().validate(data)
         data["source_image"] = png_file(photo)
+        if mask is not None:
+            data["mask_image"] = png_file(mask)
         return data
 
 
@@ -145,7 +173,8 @@ class JobOutput(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "status", "prompt", "negative_prompt", "width", "height", "steps",
-            "guidance", "seed", "num_images", "strength", "lane", "progress", "model",
+            "guidance", "seed", "num_images", "strength", "output_format", "output_compression",
+            "lane", "progress", "model",
             "queue_position", "estimated_start_seconds", "error_code", "error_message",
             "created_at", "started_at", "finished_at", "images", "webhook",
             "webhook_events_filter",
@@ -366,7 +395,10 @@ class GenerationCancelApi(WorkspaceLimitsMixin, APIView):
 
 
 class ImageContentApi(APIView):
-    @extend_schema(summary="An image's PNG", responses={(200, "image/png"): PNG})
+    @extend_schema(
+        summary="An image's file: PNG, JPEG or WebP as its job's output_format said",
+        responses={(200, "image/png"): PNG},
+    )
     def get(self, request: Request, image_id: str) -> FileResponse:
         image = get_object_or_404(images_for(request.workspace), pk=image_id)
-        return FileResponse(image.file.open("rb"), content_type="image/png")
+        return FileResponse(image.file.open("rb"), content_type=mime_type_of_name(image.file.name))

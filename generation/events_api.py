@@ -100,6 +100,8 @@ async def job_changes(
                 if queued and place_due is None:
                     place_due = max(loop_time(), place_read_at + QUEUE_PLACE_INTERVAL)
                 continue
+            if isinstance(item, dict) and item.get("event") == "partial":
+                continue  # a preview for an OpenAI stream, not a change of state
             state = await listener.latest() if item is RESYNC else item
 
 

@@ -112,10 +112,15 @@ def source_photos_expire(*, at: datetime | None = None) -> int:
 
 def _source_photos_delete(jobs: QuerySet[Job], chunk: int = 500) -> int:
     deleted = 0
-    while batch := list(jobs.exclude(source_image="").values_list("pk", "source_image")[:chunk]):
-        for _, name in batch:
-            default_storage.delete(name)
-        deleted += Job.objects.filter(pk__in=[pk for pk, _ in batch]).update(source_image="")
+    # An edit's mask goes with its photo.
+    photos = jobs.exclude(source_image="").values_list("pk", "source_image", "mask_image")
+    while batch := list(photos[:chunk]):
+        for _, *names in batch:
+            for name in filter(None, names):
+                default_storage.delete(name)
+        deleted += Job.objects.filter(pk__in=[pk for pk, *_ in batch]).update(
+            source_image="", mask_image=""
+        )
     return deleted
 
 

@@ -54,6 +54,14 @@ class Job(models.Model):
     num_images = models.PositiveIntegerField(default=1)
     strength = models.FloatField(null=True, blank=True)
     source_image = models.FileField(upload_to="sources/%Y/%m/%d", blank=True)
+    # An edit's mask (white: repaint, black: keep), from the alpha of the uploaded PNG.
+    mask_image = models.FileField(upload_to="masks/%Y/%m/%d", blank=True, default="", db_default="")
+    # How its images are encoded (generation/images.py): png, jpeg or webp, and the JPEG and
+    # WebP quality (OpenAI's output_compression; null: the best).
+    output_format = models.CharField(max_length=8, default="png", db_default="png")
+    output_compression = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Previews sent while it renders, to an OpenAI stream (0: none).
+    partial_images = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.FREE)
     # The workspace's share of its lane at dispatch and its cap on running jobs (from the plan).
@@ -137,6 +145,7 @@ class Job(models.Model):
             self.steps,
             self.guidance,
             self.strength,
+            bool(self.mask_image),
         )
 
 

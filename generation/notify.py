@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 CHANNEL = "atelier:job-events"
 STATE_KEY = "atelier:job-state:{}"
 STATE_TTL = 24 * 3600  # seconds; a job older than this is read from the database
+PARTIALS_KEY = "atelier:job-partials:{}"
+PARTIALS_TTL = 300  # seconds a job's previews are kept for a stream that subscribes late
 RESYNC = object()  # told to waiters when the subscription was lost and is back
 QUEUE_MOVED = object()  # told to those following a queued job's place: a job left the queue
 # Changes of any job that move the others' places (one was taken, put back or cancelled).
@@ -49,7 +51,8 @@ FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 def job_event(job_id: Any, event: str, status: str, progress: float) -> dict[str, Any]:
-    """One job change as published: `event` is start, progress, completed or requeued."""
+    """One job change as published: `event` is start, progress, completed or requeued (or
+    partial: a preview, which is no change of state)."""
     return {
         "id": str(job_id),
         "event": event,
@@ -76,6 +79,22 @@ def job_events_publish(events: Iterable[dict[str, Any]]) -> None:
         pipe.execute()
     except redis.RedisError:
         logger.warning("Job events not published (Redis unreachable): %d lost", len(events))
+
+
+def job_partial_publish(job_id: Any, partial: dict[str, Any]) -> None:
+    """Publish a preview of a running job (an OpenAI stream's partial image) to whoever
+    streams it, and keep it for PARTIALS_TTL so that a stream that subscribes late still
+    gets it. Not a state change: no state key, no webhook. Never raises."""
+    body = json.dumps({**job_event(job_id, "partial", "running", 0.0), **partial})
+    key = PARTIALS_KEY.format(job_id)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.rpush(key, body)
+    pipe.expire(key, PARTIALS_TTL)
+    pipe.publish(CHANNEL, body)
+    try:
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("Partial image of job %s not published (Redis unreachable)", job_id)
 
 
 def job_events_on_commit(events: list[dict[str, Any]]) -> None:
@@ -196,6 +215,11 @@ class JobListener:
         """The job's latest published state; None if none was (still queued, or too old)."""
         raw = await self.hub.client.get(STATE_KEY.format(self.job_id))
         return json.loads(raw) if raw else None
+
+    async def partials(self) -> list[dict[str, Any]]:
+        """The previews published so far (job_partial_publish). Read after entering."""
+        raw = await self.hub.client.lrange(PARTIALS_KEY.format(self.job_id), 0, -1)
+        return [json.loads(item) for item in raw]
 
     async def next(self, timeout: float) -> Any:
         """The next change, RESYNC, QUEUE_MOVED (when following the queue), or None when

@@ -41,13 +41,19 @@ from config.errors import DomainError
 from config.openapi import error_response
 from config.serializers import StrictSerializer
 from generation.api import EditInput, GenerationInput, GenerationSubmitMixin
+from generation.events_api import event_stream_response
+from generation.images import OUTPUT_FORMATS, mime_type_of_name
 from generation.models import Image, Job
+from generation.openai_stream import openai_image_events, openai_usage
 from generation.services import MAX_SEED
 from generation.waiting import JobWaitTimeout, job_abandon, job_wait, request_thread_release
 
 # OpenAI's image model names, served by this platform's model so that tools which name one
 # still work. Any other name is refused.
 OPENAI_MODEL_ALIASES = ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini")
+# Previews a stream may ask for, as OpenAI allows; input images an edit takes.
+MAX_PARTIAL_IMAGES = 3
+MAX_INPUT_IMAGES = 1
 SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 # Native parameter names in validation errors, told in OpenAI's terms.
 OPENAI_PARAM = {"num_images": "n", "width": "size", "height": "size"}
@@ -84,16 +90,20 @@ class OpenAIImageInput(StrictSerializer):
     response_format = serializers.ChoiceField(
         ["url", "b64_json"], required=False, allow_null=True, default="url"
     )
-    output_format = serializers.ChoiceField(["png"], required=False, allow_null=True)
+    output_format = serializers.ChoiceField(list(OUTPUT_FORMATS), required=False, allow_null=True)
+    output_compression = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=100
+    )
     stream = serializers.BooleanField(required=False, allow_null=True)
+    partial_images = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_PARTIAL_IMAGES
+    )
     user = serializers.CharField(required=False, allow_blank=True, max_length=256)
     # Accepted for compatibility; the platform has no equivalent, so they change nothing.
     quality = serializers.CharField(required=False, allow_null=True)
     style = serializers.CharField(required=False, allow_null=True)
     background = serializers.CharField(required=False, allow_null=True)
     moderation = serializers.CharField(required=False, allow_null=True)
-    output_compression = serializers.IntegerField(required=False, allow_null=True)
-    partial_images = serializers.IntegerField(required=False, allow_null=True)
     safety_identifier = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     # Atelier's parameters, validated against the plan like the native API's.
     negative_prompt = serializers.CharField(required=False, allow_blank=True)
@@ -118,9 +128,11 @@ class OpenAIImageInput(StrictSerializer):
             )
         return value
 
-    def validate_stream(self, value: bool | None) -> bool | None:
-        if value:
-            raise serializers.ValidationError(_("Streaming is not supported."))
+    def validate_background(self, value: str | None) -> str | None:
+        if value == "transparent":
+            raise serializers.ValidationError(
+                _("Transparent backgrounds are not supported: every image is opaque.")
+            )
         return value
 
     def generation_params(self) -> dict[str, Any]:
@@ -134,7 +146,15 @@ class OpenAIImageInput(StrictSerializer):
         for name in ("negative_prompt", "steps", "guidance", "seed"):
             if name in data:
                 params[name] = data[name]
+        for name in ("output_format", "output_compression"):
+            if data.get(name) is not None:
+                params[name] = data[name]
         return params
+
+    def previews_wanted(self) -> int:
+        """Previews to stream before the image (0 unless streaming)."""
+        data = self.validated_data
+        return (data.get("partial_images") or 0) if data.get("stream") else 0
 
 
 class ImageDatum(serializers.Serializer):
@@ -147,8 +167,14 @@ class ImageDatum(serializers.Serializer):
 class ImagesResponse(serializers.Serializer):
     created = serializers.IntegerField(help_text="Unix time the images were made.")
     data = ImageDatum(many=True)
-    output_format = serializers.CharField()
+    output_format = serializers.CharField(help_text="png, jpeg or webp, as asked.")
     size = serializers.CharField()
+    quality = serializers.CharField(help_text="As asked (it changes nothing here), or auto.")
+    background = serializers.CharField(help_text="Always opaque.")
+    usage = serializers.DictField(
+        help_text="output_tokens and total_tokens: the images made (the quota's unit); input "
+        "tokens are not metered (0)."
+    )
 
 
 class ModelObject(serializers.Serializer):
@@ -183,27 +209,31 @@ class OpenAIEditInput(OpenAIImageInput):
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "getlist"):  # multipart: the openai package sends lists as `name[]`
-            images = data.getlist("image[]")
+            images = data.getlist("image[]") + data.getlist("image")
             data = {name: data.get(name) for name in data if name != "image[]"}
-            if len(images) > 1:
-                raise serializers.ValidationError({"image": [_("Send one image.")]})
+            if len(images) > MAX_INPUT_IMAGES:
+                # The served model edits one picture; reference images would need a model
+                # that takes them. Refused, so that none is ignored without a word.
+                raise serializers.ValidationError(
+                    {
+                        "image": [
+                            _(
+                                "This model edits one image at a time and uses no reference "
+                                "images: send one image (%(count)d were sent)."
+                            )
+                            % {"count": len(images)}
+                        ]
+                    }
+                )
             if images:
                 data["image"] = images[0]
         return super().to_internal_value(data)
 
-    def validate_mask(self, value: Any) -> Any:
-        # The edit pipeline (img2img) redraws the whole picture; it cannot keep what a mask
-        # protects, so a mask is refused rather than silently ignored.
-        raise serializers.ValidationError(
-            _(
-                "Masks are not supported: edits redraw the whole image; use `strength` to stay "
-                "close."
-            )
-        )
-
     def generation_params(self) -> dict[str, Any]:
         params = super().generation_params()
         params["image"] = self.validated_data["image"]
+        if self.validated_data.get("mask") is not None:
+            params["mask"] = self.validated_data["mask"]
         if "strength" in self.validated_data:
             params["strength"] = self.validated_data["strength"]
         return params
@@ -234,7 +264,9 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
 
     @extend_schema(
         summary="OpenAI-compatible: generate images and wait for them",
-        description="OpenAI's `images.generate`. Policy refusals are 400 here, as in OpenAI's API.",
+        description="OpenAI's `images.generate`. Policy refusals are 400 here, as in OpenAI's API. "
+        "With `stream: true` the answer is Server-Sent Events: `image_generation.partial_image` "
+        "(`partial_images` of them), then `image_generation.completed` per image, or `error`.",
         request=OpenAIImageInput,
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={
@@ -247,10 +279,13 @@ class OpenAISubmitApi(GenerationSubmitMixin, APIView):
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         params = self.validated(request, data.generation_params(), self.serializer_class)
-        job = self.admit(request, {"kind": self.kind, **params}).job
+        partials = {"partial_images": count} if (count := data.previews_wanted()) else {}
+        job = self.admit(request, {"kind": self.kind, **params, **partials}).job
         admitted = {
             "job_id": str(job.id),
             "response_format": data.validated_data["response_format"],
+            "stream": bool(data.validated_data.get("stream")),
+            "quality": data.validated_data.get("quality") or "auto",
         }
         return Response(admitted, status=202)
 
@@ -279,6 +314,7 @@ class OpenAIImagesView(View):
     """POST handler that admits through `submit_api`, then waits without holding a thread."""
 
     submit_api: type[OpenAISubmitApi] = OpenAISubmitApi
+    event_prefix = "image_generation"  # of the streamed events' types
     http_method_names = ["post", "options"]
 
     @classmethod
@@ -294,6 +330,16 @@ class OpenAIImagesView(View):
             return admission
         job_id, response_format = admission.data["job_id"], admission.data["response_format"]
         headers = {name: admission[name] for name in LIMIT_HEADERS if admission.has_header(name)}
+        if admission.data["stream"]:
+            await request_thread_release()
+            response = event_stream_response(
+                openai_image_events(
+                    job_id, event_prefix=self.event_prefix, quality=admission.data["quality"]
+                )
+            )
+            for name, value in headers.items():
+                response[name] = value
+            return response
         try:
             await request_thread_release()
             job = await job_wait(job_id, timeout=settings.OPENAI_WAIT_SECONDS)
@@ -305,7 +351,9 @@ class OpenAIImagesView(View):
             # The client went away (the task is cancelled): nobody will take the images.
             await job_abandon(job_id)
             raise
-        return await sync_to_async(self._answer)(request, job, response_format, headers)
+        return await sync_to_async(self._answer)(
+            request, job, response_format, admission.data["quality"], headers
+        )
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         response = openai_error_response(
@@ -337,7 +385,12 @@ class OpenAIImagesView(View):
         )
 
     def _answer(
-        self, request: HttpRequest, job: Job, response_format: str, headers: dict[str, str]
+        self,
+        request: HttpRequest,
+        job: Job,
+        response_format: str,
+        quality: str,
+        headers: dict[str, str],
     ) -> JsonResponse:
         if job.status != Job.Status.SUCCEEDED:
             failed = job.status == Job.Status.FAILED
@@ -353,8 +406,11 @@ class OpenAIImagesView(View):
         body = {
             "created": int((job.finished_at or job.created_at).timestamp()),
             "data": [image_data(request, image, response_format) for image in images],
-            "output_format": "png",
+            "output_format": job.output_format,
             "size": f"{job.width}x{job.height}",
+            "quality": quality,
+            "background": "opaque",
+            "usage": openai_usage(len(images)),
         }
         response = JsonResponse(body)
         for name, value in headers.items():
@@ -372,7 +428,9 @@ class OpenAIEditSubmitApi(OpenAISubmitApi):
 
     @extend_schema(
         summary="OpenAI-compatible: edit an image and wait for the result",
-        description="OpenAI's `images.edit`, on the native edit path (`POST /api/v1/edits`).",
+        description="OpenAI's `images.edit`, on the native edit path (`POST /api/v1/edits`); "
+        "`mask`: a PNG of the image's size whose transparent pixels are repainted. With "
+        "`stream: true`: `image_edit.partial_image` and `image_edit.completed` events.",
         request={"multipart/form-data": OpenAIEditInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         responses={
@@ -387,6 +445,7 @@ class OpenAIEditSubmitApi(OpenAISubmitApi):
 
 class OpenAIEditsView(OpenAIImagesView):
     submit_api = OpenAIEditSubmitApi
+    event_prefix = "image_edit"
 
 
 def image_data(request: HttpRequest, image: Image, response_format: str) -> dict[str, str]:
@@ -440,7 +499,7 @@ class SignedImageContentApi(APIView):
         image = Image.objects.filter(pk=image_id, workspace__suspended_at__isnull=True).first()
         if image is None:
             raise Http404
-        return FileResponse(image.file.open("rb"), content_type="image/png")
+        return FileResponse(image.file.open("rb"), content_type=mime_type_of_name(image.file.name))
 
 
 class ModelListApi(APIView):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from diffusers import (
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
 )
 from diffusers.models.attention_processor import AttnProcessor2_0
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loaded: dict[str, StableDiffusionPipeline] = {}
 _editors: dict[str, StableDiffusionImg2ImgPipeline] = {}
+_inpainters: dict[str, StableDiffusionInpaintPipeline] = {}
+_projections: dict[int, torch.Tensor] = {}  # latent_projection's, by the VAE's id
 
 
 class ModelLoadError(RuntimeError):
@@ -126,6 +129,22 @@ def load_editor(model: str | None = None) -> StableDiffusionImg2ImgPipeline:
         return _editors[model]
 
 
+def load_inpainter(model: str | None = None) -> StableDiffusionInpaintPipeline:
+    """An inpainting pipeline on the same weights as `load(model)` (no second copy).
+
+    With a text-to-image UNet (4 latent channels) diffusers inpaints by blending: after each
+    step the area outside the mask is set back to the source's latents, noised to that step.
+    """
+    model = model or settings.GENERATION_MODEL
+    pipe = load(model)
+    with _lock:
+        if model not in _inpainters:
+            inpainter = StableDiffusionInpaintPipeline.from_pipe(pipe)
+            inpainter.set_progress_bar_config(disable=True)
+            _inpainters[model] = inpainter
+        return _inpainters[model]
+
+
 @torch.inference_mode()
 def edit(
     source: PILImage.Image,
@@ -162,13 +181,15 @@ def edit(
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """What every image of a batch shares. `strength` set means an edit (img2img)."""
+    """What every image of a batch shares. `strength` set means an edit (img2img), and
+    `masked` an edit of the masked area only (inpainting)."""
 
     width: int
     height: int
     steps: int
     guidance: float
     strength: float | None = None
+    masked: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,7 @@ class BatchItem:
     negative_prompt: str
     seed: int
     source: PILImage.Image | None = None
+    mask: PILImage.Image | None = None  # "L": 255 where the model repaints, 0 where it keeps
 
 
 class Interrupted(Exception):
@@ -194,14 +216,20 @@ def run_batch(
     *,
     model: str | None = None,
     on_step: Callable[[int], bool] | None = None,
+    previews: Mapping[int, Sequence[int]] | None = None,
+    on_preview: Callable[[int, int, PILImage.Image], None] | None = None,
 ) -> list[PILImage.Image]:
     """One pipeline call for several prompts, one generator per image.
 
     Each image depends only on its own prompt and seed, so a job's pictures are the same
     alone or batched (up to kernel rounding). `on_step(step)` returning False stops the
-    run after that step and raises Interrupted.
+    run after that step and raises Interrupted. `previews` maps a step to the items whose
+    preview to make after it: `on_preview(step, item, picture)` gets each (preview_decode).
     """
-    pipe = load(model) if spec.strength is None else load_editor(model)
+    if spec.strength is None:
+        pipe = load(model)
+    else:
+        pipe = load_inpainter(model) if spec.masked else load_editor(model)
     arguments: dict[str, object] = {
         "prompt": [item.prompt for item in items],
         "negative_prompt": [item.negative_prompt for item in items],
@@ -212,19 +240,29 @@ def run_batch(
         # it into pixels there and copies it to the host once.
         "output_type": "pt",
     }
+    size = (spec.width, spec.height)
+    sources: list[PILImage.Image] = []
+    masks: list[PILImage.Image] = []
     if spec.strength is None:
         arguments.update(width=spec.width, height=spec.height)
     else:
-        size = (spec.width, spec.height)
-        arguments["image"] = [
+        sources = [
             item.source.convert("RGB").resize(size, PILImage.Resampling.LANCZOS)  # type: ignore[union-attr]
             for item in items
         ]
+        arguments["image"] = sources
         arguments["strength"] = spec.strength
-    if on_step is not None:
+    if spec.masked:
+        masks = [item.mask.resize(size, PILImage.Resampling.NEAREST) for item in items]  # type: ignore[union-attr]
+        arguments.update(mask_image=masks, width=spec.width, height=spec.height)
+    if on_step is not None or previews:
 
         def callback(pipeline: object, step: int, timestep: object, tensors: dict) -> dict:
-            if not on_step(step + 1):
+            if previews and on_preview and (wanted := previews.get(step + 1)):
+                pictures = preview_decode(pipe, tensors["latents"][list(wanted)], size)
+                for index, picture in zip(wanted, pictures, strict=True):
+                    on_preview(step + 1, index, picture)
+            if on_step is not None and not on_step(step + 1):
                 pipeline._interrupt = True  # type: ignore[attr-defined]
             return tensors
 
@@ -232,7 +270,61 @@ def run_batch(
     result = pipe(**arguments)
     if pipe.interrupt:
         raise Interrupted()
-    return pictures_of(result.images)
+    pictures = pictures_of(result.images)
+    if spec.masked:
+        # The VAE's round trip changes every pixel a little: outside the mask, the source's
+        # own pixels are put back exactly.
+        pictures = [
+            PILImage.composite(picture, source, mask)
+            for picture, source, mask in zip(pictures, sources, masks, strict=True)
+        ]
+    return pictures
+
+
+def preview_steps(steps: int, count: int) -> list[int]:
+    """`count` evenly spaced steps before the last of `steps`, after which to show a preview
+    (fewer when there are too few steps)."""
+    return sorted({round(steps * (index + 1) / (count + 1)) for index in range(count)} - {0, steps})
+
+
+@torch.inference_mode()
+def latent_projection(pipe: StableDiffusionPipeline) -> torch.Tensor:
+    """A linear map from the model's latents to RGB ((channels + 1) x 3, with the bias),
+    fitted once per model by least squares: the VAE encodes a picture of random colour
+    patches, and each latent cell is matched to the mean colour of the 8x8 pixels it covers.
+    The same idea as the fixed "latent to RGB" factors preview tools ship for known models,
+    found from the model itself so that any VAE gets one."""
+    key = id(pipe.vae)
+    if key not in _projections:
+        generator = torch.Generator().manual_seed(0)
+        patches = torch.rand(1, 3, 16, 16, generator=generator) * 2 - 1
+        picture = torch.nn.functional.interpolate(patches, scale_factor=16, mode="nearest")
+        vae = pipe.vae
+        encoded = vae.encode(picture.to(vae.device, vae.dtype)).latent_dist.mean
+        latents = (encoded * vae.config.scaling_factor).float().cpu()
+        scale = picture.shape[-1] // latents.shape[-1]
+        target = torch.nn.functional.avg_pool2d(picture, scale)
+        inputs = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+        inputs = torch.cat([inputs, torch.ones(len(inputs), 1)], dim=1)
+        colours = target.permute(0, 2, 3, 1).reshape(-1, 3)
+        _projections[key] = torch.linalg.lstsq(inputs, colours).solution
+    return _projections[key]
+
+
+def preview_decode(
+    pipe: StableDiffusionPipeline, latents: torch.Tensor, size: tuple[int, int]
+) -> list[PILImage.Image]:
+    """Cheap previews of intermediate latents: each latent cell becomes a colour through
+    latent_projection (no VAE decode), then the picture is scaled up to `size`.
+    bench/preview_cost.py measures what they add to a render."""
+    projection = latent_projection(pipe)
+    cells = latents.float().cpu().permute(0, 2, 3, 1)
+    cells = torch.cat([cells, torch.ones(*cells.shape[:-1], 1)], dim=-1)
+    rgb = ((cells @ projection).clamp(-1, 1) + 1) * 127.5
+    pixels = rgb.round().to(torch.uint8).numpy()
+    return [
+        PILImage.fromarray(picture).resize(size, PILImage.Resampling.BILINEAR) for picture in pixels
+    ]
 
 
 def pictures_of(batch: torch.Tensor) -> list[PILImage.Image]:
@@ -246,8 +338,10 @@ def pictures_of(batch: torch.Tensor) -> list[PILImage.Image]:
 
 
 def warm_up(model: str | None = None) -> None:
-    """Load the model and run one small step, so that the first job does not pay for it."""
+    """Load the model and run one small step, so that the first job does not pay for it
+    (nor the first stream for fitting the previews' projection)."""
     run_batch(BatchSpec(64, 64, 1, 1.0), [BatchItem("warm up", "", 0)], model=model)
+    latent_projection(load(model))
 
 
 def gpu_usage() -> tuple[float, float | None] | None:

@@ -302,8 +302,10 @@ def flows_wake(workspace_ids: Iterable[Any]) -> list[FlowHead]:
 # Claims
 
 # The k best flows of each lane that may run another job, then up to `room` queued jobs of
-# each in tag order. Both are index range scans with a LIMIT (queueflow_eligible, then
-# job_queued_by_workspace); the merge across flows is left to Python.
+# each in tag order, and never more than k (a claim takes at most k candidates, so a
+# workspace with a large cap and a deep backlog adds k rows, not its backlog). Both are
+# index range scans with a LIMIT (queueflow_eligible, then job_queued_by_workspace); the
+# merge across flows is left to Python.
 CLAIM_CANDIDATES_SQL = """
     WITH flow AS (
         SELECT eligible.workspace_id, eligible.room
@@ -319,14 +321,14 @@ CLAIM_CANDIDATES_SQL = """
     )
     SELECT job.id, job.workspace_id, job.finish_tag, job.queue_seq, job.num_images, job.lane,
            flow.room, job.model, job.kind, job.width, job.height, job.steps, job.guidance,
-           job.strength
+           job.strength, job.masked
     FROM flow CROSS JOIN LATERAL (
         SELECT id, workspace_id, finish_tag, queue_seq, num_images, lane, model, kind, width,
-               height, steps, guidance, strength
+               height, steps, guidance, strength, mask_image <> '' AS masked
         FROM generation_job
         WHERE workspace_id = flow.workspace_id AND status = 'queued'
         ORDER BY finish_tag, queue_seq
-        LIMIT flow.room
+        LIMIT LEAST(flow.room, %(flows)s)
     ) AS job
 """
 

@@ -31,6 +31,7 @@ from billing.selectors import QuotaStatus, plan_for
 from config.errors import DomainError
 from config.logs import current_request_id
 from config.metrics import JOBS_FINISHED
+from generation.images import file_extension
 from generation.models import Image, Job
 from generation.notify import job_event, job_events_on_commit
 from generation.queue import (
@@ -64,7 +65,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    png: bytes
+    png: bytes  # the encoded image, in its job's output_format (the name predates JPEG, WebP)
     width: int
     height: int
     seed: int
@@ -145,6 +146,8 @@ def job_submit(
         # job only refers to (an operator's retry of an edit) belongs to another job.
         if job.source_image and not isinstance(params.get("source_image"), str):
             job.source_image.delete(save=False)
+        if job.mask_image and not isinstance(params.get("mask_image"), str):
+            job.mask_image.delete(save=False)
         raise
     queue_index_add([job])  # after the last refusal: only a failed commit leaves it behind
     job_enqueue_ticket(job)
@@ -255,7 +258,7 @@ def job_heartbeat(*, job_ids: list[Any], worker: str) -> int:
 
 
 def _image_name(job: Job, index: int) -> str:
-    return f"images/{job.workspace_id}/{job.id}/{index}.png"
+    return f"images/{job.workspace_id}/{job.id}/{index}.{file_extension(job.output_format)}"
 
 
 def job_complete(*, job: Job, worker: str, images: list[GeneratedImage]) -> bool:
@@ -375,7 +378,7 @@ def image_delete(*, image: Image) -> None:
 
 RETRY_FIELDS = (
     "kind", "prompt", "negative_prompt", "width", "height", "steps", "guidance", "seed",
-    "num_images", "strength", "source_image",
+    "num_images", "strength", "source_image", "mask_image", "output_format", "output_compression",
 )  # fmt: skip
 
 
@@ -390,6 +393,7 @@ def job_retry(*, job: Job) -> Job:
         )
     params = {field: getattr(job, field) for field in RETRY_FIELDS}
     params["source_image"] = job.source_image.name or ""
+    params["mask_image"] = job.mask_image.name or ""
     return job_submit(
         workspace=job.workspace,
         user=job.user,

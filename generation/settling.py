@@ -25,7 +25,7 @@ from PIL import Image as PILImage
 from redis import RedisError
 
 from config.logs import job_context
-from generation.images import encode_png
+from generation.images import encode_image
 from generation.models import Job
 from generation.queue import throughput_record
 from generation.services import (
@@ -70,6 +70,7 @@ def provenance(job: Job, seed: int) -> dict[str, object]:
     }
     if job.kind == Job.Kind.EDIT:
         parameters["strength"] = job.strength
+        parameters["masked"] = bool(job.mask_image)
     return {
         "model": job.model,
         "kind": job.kind,
@@ -85,14 +86,16 @@ def image_finish(job: Job, picture: Picture) -> GeneratedImage:
     """The post-render stage of one picture: the bytes to store. Runs on a pool thread and
     must not touch the database (the pool's threads hold no connection); it may raise, which
     fails this picture's job alone."""
-    png = encode_png(
+    data = encode_image(
         picture.image,
+        output_format=job.output_format,
+        quality=job.output_compression,
         provenance=provenance(job, picture.seed),
-        encoder=settings.GENERATION_PNG_ENCODER,
-        compress_level=settings.GENERATION_PNG_COMPRESS_LEVEL,
+        png_encoder=settings.GENERATION_PNG_ENCODER,
+        png_compress_level=settings.GENERATION_PNG_COMPRESS_LEVEL,
     )
     return GeneratedImage(
-        png=png, width=picture.image.width, height=picture.image.height, seed=picture.seed
+        png=data, width=picture.image.width, height=picture.image.height, seed=picture.seed
     )
 
 

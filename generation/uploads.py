@@ -58,6 +58,42 @@ def upload_decode(upload: UploadedFile) -> PILImage.Image:
     return clean
 
 
+def mask_decode(upload: UploadedFile, *, size: tuple[int, int]) -> PILImage.Image:
+    """An edit's mask as OpenAI defines it: a PNG of the photo's size whose fully transparent
+    pixels (alpha 0) mark what to repaint. Returned as a black-and-white picture, white where
+    the model repaints; a ValidationError says what is wrong."""
+    if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(_too_large())
+    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(_too_large())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            mask = PILImage.open(io.BytesIO(data), formats=("PNG",))
+            if mask.size != size:
+                raise serializers.ValidationError(
+                    _("The mask is %(mask)s pixels; it must be the size of the image, %(image)s.")
+                    % {"mask": "x".join(map(str, mask.size)), "image": "x".join(map(str, size))}
+                )
+            mask.load()
+    except UnidentifiedImageError:
+        raise serializers.ValidationError(_("The mask is not a PNG image.")) from None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise serializers.ValidationError(_("The image has too many pixels.")) from None
+    except (OSError, SyntaxError, ValueError):
+        raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
+    if not mask.has_transparency_data:
+        raise serializers.ValidationError(
+            _(
+                "The mask has no alpha channel: its fully transparent pixels mark the area to "
+                "repaint."
+            )
+        )
+    alpha = mask.convert("RGBA").getchannel("A")
+    return alpha.point(lambda value: 255 if value == 0 else 0)
+
+
 def fit_size(
     image: PILImage.Image, *, max_width: int, max_height: int, minimum: int
 ) -> tuple[int, int]:

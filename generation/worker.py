@@ -39,6 +39,7 @@ from config.metrics import (
 )
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
+from generation.partials import denoising_steps, partials_plan
 from generation.queue import batch_image_limit, job_claim_batch
 from generation.services import (
     job_fail,
@@ -370,8 +371,7 @@ def step_watcher(jobs: list[Job], worker: str) -> Callable[[int], bool]:
     stops the run when every job of the batch was cancelled or the batch is past its time
     limit."""
     ids = [job.pk for job in jobs]
-    spec = jobs[0]
-    steps = spec.steps if spec.strength is None else max(int(spec.steps * spec.strength), 1)
+    steps = denoising_steps(jobs[0])
     started = time.monotonic()
     limit = time_limit(jobs)
     last_write = 0.0
@@ -422,15 +422,27 @@ def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Pict
         steps=first.steps,
         guidance=first.guidance,
         strength=first.strength if first.kind == Job.Kind.EDIT else None,
+        masked=bool(first.mask_image),  # the batch key keeps masked and unmasked edits apart
     )
     items = []
     for job in jobs:
         source = load_source(job) if job.kind == Job.Kind.EDIT else None
+        mask = load_mask(job) if job.mask_image else None
         items += [
-            pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source)
+            pipeline.BatchItem(job.prompt, job.negative_prompt, job.seed + index, source, mask)
             for index in range(job.num_images)
         ]
-    pictures = iter(pipeline.run_batch(spec, items, model=first.model, on_step=on_step))
+    previews, on_preview = partials_plan(jobs, preview_steps=pipeline.preview_steps)
+    pictures = iter(
+        pipeline.run_batch(
+            spec,
+            items,
+            model=first.model,
+            on_step=on_step,
+            previews=previews,
+            on_preview=on_preview,
+        )
+    )
     return [
         [Picture(next(pictures), job.seed + index) for index in range(job.num_images)]
         for job in jobs
@@ -440,3 +452,9 @@ def render(jobs: list[Job], *, on_step: Callable[[int], bool]) -> list[list[Pict
 def load_source(job: Job) -> PILImage.Image:
     with job.source_image.open("rb") as handle:
         return PILImage.open(io.BytesIO(handle.read())).convert("RGB")
+
+
+def load_mask(job: Job) -> PILImage.Image:
+    """The edit's mask, white where the model repaints (generation.uploads.mask_decode)."""
+    with job.mask_image.open("rb") as handle:
+        return PILImage.open(io.BytesIO(handle.read())).convert("L")

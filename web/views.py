@@ -19,6 +19,7 @@ from billing.selectors import plan_for, quota_status
 from config.api_errors import http_status
 from config.errors import DomainError
 from generation.api import EditInput
+from generation.images import mime_type_of_name
 from generation.model_info import model_info
 from generation.models import Job
 from generation.selectors import images_for, jobs_for
@@ -129,11 +130,12 @@ def image_content(request: HttpRequest, image_id: str) -> FileResponse:
     """An image file, to members of the workspace that owns it (as /api/v1/images/<id>)."""
     image = get_object_or_404(images_for(request.workspace), pk=image_id)
     download = request.GET.get("download") == "1"
+    extension = image.file.name.rsplit(".", 1)[-1]
     return FileResponse(
         image.file.open("rb"),
-        content_type="image/png",
+        content_type=mime_type_of_name(image.file.name),
         as_attachment=download,
-        filename=f"atelier-{image.job_id}-{image.index}.png",
+        filename=f"atelier-{image.job_id}-{image.index}.{extension}",
     )
 
 

@@ -13,7 +13,7 @@ from django.db import connection
 from bench.queue_fill import queue_fill
 from generation import queue
 from generation.models import Job, QueueFlow
-from generation.queue import job_claim_batch, job_queue_place
+from generation.queue import flows_rebuild, job_claim_batch, job_queue_place
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +126,20 @@ def test_a_workspace_at_its_cap_does_not_lengthen_the_claim_s_scan() -> None:
     )
     assert (first.finish_tag, first.queue_seq) == expected
     assert first.workspace_id != flood
+
+
+def test_a_workspace_with_a_large_cap_adds_no_more_than_a_claim_takes() -> None:
+    """The workspace with the best tags has 50,000 jobs queued and room for a million at
+    once: the claim reads as many of its jobs as it could take, not its backlog."""
+    [big] = queue_fill(jobs=JOBS // 2, workspaces=1, prefix="big ", index=False)
+    Job.objects.filter(workspace_id=big).update(max_in_flight=10**6)
+    queue_fill(jobs=JOBS // 2, workspaces=WORKSPACES, index=False)
+    flows_rebuild()
+    assert QueueFlow.objects.get(workspace_id=big).max_in_flight == 10**6
+
+    plan = plan_of(queue.CLAIM_CANDIDATES_SQL, {"lanes": LANES, "flows": 32})
+    assert rows_read(plan, "generation_job") <= 3 * 32 * 4 + 32
+    expected = fair_first()
+    batch = job_claim_batch(worker="w", lanes=LANES, max_images=8)
+    assert len(batch) == 8
+    assert min((job.finish_tag, job.queue_seq) for job in batch) == expected

@@ -57,12 +57,14 @@ def test_a_job_that_does_not_start_in_time_is_cancelled_and_costs_nothing(
 def test_openai_parameters_become_the_native_ones(alice: Person, no_wait: None) -> None:
     Plan.objects.filter(slug="free").update(images_per_request=2)
     body = openai_body(
-        model="dall-e-3", n=2, size="128x64", quality="standard", user="u-1", seed=5, steps=2
-    )
+        model="dall-e-3", n=2, size="128x64", quality="standard", user="u-1", seed=5, steps=2,
+        output_format="webp", output_compression=50,
+    )  # fmt: skip
     alice.client().post(GENERATIONS, body, format="json")
     job = Job.objects.get(workspace=alice.workspace)
     assert (job.width, job.height, job.num_images, job.seed, job.steps) == (128, 64, 2, 5, 2)
     assert job.kind == Job.Kind.TEXT_TO_IMAGE
+    assert (job.output_format, job.output_compression, job.partial_images) == ("webp", 50, 0)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +76,12 @@ def test_openai_parameters_become_the_native_ones(alice: Person, no_wait: None) 
         (openai_body(size="100x64"), "size"),
         (openai_body(model="stable-diffusion-9"), "model"),
         (openai_body(response_format="gif"), "response_format"),
-        (openai_body(output_format="jpeg"), "output_format"),
-        (openai_body(stream=True), "stream"),
+        (openai_body(output_format="gif"), "output_format"),
+        (openai_body(output_compression=101), "output_compression"),
+        (openai_body(stream="maybe"), "stream"),
+        (openai_body(stream=True, partial_images=4), "partial_images"),
+        (openai_body(background="transparent"), "background"),
+        (openai_body(frame_count=3), "frame_count"),
         (openai_body(prompt=""), "prompt"),
         (openai_body(colour="red"), "colour"),
     ],
@@ -230,6 +236,31 @@ def photo(size: tuple[int, int] = (96, 64)) -> io.BytesIO:
     return buffer
 
 
+def mask_png(size: tuple[int, int] = (96, 64)) -> io.BytesIO:
+    """A mask as OpenAI defines it: transparent (alpha 0) where to repaint."""
+    mask = PILImage.new("RGBA", size, (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    buffer.seek(0)
+    buffer.name = "mask.png"
+    return buffer
+
+
+def test_a_masked_edit_keeps_its_mask_white_where_the_model_repaints(
+    alice: Person, no_wait: None
+) -> None:
+    body = {"prompt": "make it blue", "image": photo(), "mask": mask_png()}
+    alice.client().post(EDITS, body, format="multipart")
+    job = Job.objects.get(workspace=alice.workspace)
+    with job.mask_image.open("rb") as file:
+        mask = PILImage.open(file)
+        mask.load()
+    assert (mask.mode, mask.size) == ("L", (96, 64))
+    assert mask.getpixel((20, 20)) == 255 and mask.getpixel((60, 20)) == 0
+    assert job.batch_key[-1] is True
+
+
 def test_an_edit_takes_the_native_edit_path(alice: Person, no_wait: None) -> None:
     body = {"prompt": "make it blue", "image": photo(), "strength": "0.4", "n": "1"}
     response = alice.client().post(EDITS, body, format="multipart")
@@ -254,6 +285,8 @@ def test_the_openai_package_list_form_of_image_is_accepted(alice: Person, no_wai
         ({"prompt": "make it blue", "image": io.BytesIO(b"not a picture")}, "image"),
         ({"prompt": "make it blue", "image[]": [photo(), photo()]}, "image"),
         ({"prompt": "make it blue", "image": photo(), "mask": photo()}, "mask"),
+        ({"prompt": "make it blue", "image": photo(), "mask": mask_png((64, 64))}, "mask"),
+        ({"prompt": "make it blue", "image": photo(), "image[]": photo()}, "image"),
         ({"prompt": "make it blue", "image": photo(), "size": "1024x1024"}, "size"),
         ({"prompt": "make it blue", "image": photo(), "n": "3"}, "n"),
     ],
