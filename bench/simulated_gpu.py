@@ -14,15 +14,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image as PILImage
 
 # The real request types, so that the worker builds its batches exactly as in production.
-from generation.pipeline import BatchItem, BatchSpec, Interrupted
+from generation.pipeline import BatchItem, BatchSpec, Interrupted, preview_steps
 
-__all__ = ["BatchItem", "BatchSpec", "Interrupted", "is_out_of_memory", "run_batch", "warm_up"]
+__all__ = [
+    "BatchItem", "BatchSpec", "Interrupted", "is_out_of_memory", "preview_steps", "run_batch",
+    "warm_up",
+]  # fmt: skip
 
 SECONDS_PER_IMAGE = float(os.environ.get("ATELIER_SIMULATED_GPU_MS_PER_IMAGE", "7")) / 1000
 DISTINCT_PICTURES = 8
@@ -63,7 +66,11 @@ def run_batch(
     *,
     model: str | None = None,
     on_step: Callable[[int], bool] | None = None,
+    previews: Mapping[int, Sequence[int]] | None = None,
+    on_preview: Callable[[int, int, PILImage.Image], None] | None = None,
 ) -> list[PILImage.Image]:
+    """Sleeps the batch's GPU time, then returns its pictures (no previews: the benchmark's
+    jobs ask for none)."""
     global busy_seconds
     pool = pictures_for(spec.width, spec.height)
     started = time.perf_counter()

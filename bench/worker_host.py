@@ -57,7 +57,7 @@ from generation import worker  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.services import job_submit  # noqa: E402
 
-JOBS = 256
+JOBS = 512  # enough that the first claim and the last settle weigh little
 BATCH = 16
 SIZE = 512
 ROUNDS = 3
