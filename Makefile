@@ -3,8 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-overload bench-queue \
-	bench-front-door bench-provenance
+.PHONY: run test admin lint lint-messages messages format bench-admission bench-worker bench-worker-host \
+	bench-gpu-worker bench-encoders bench-overload bench-queue bench-front-door bench-provenance
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -83,6 +83,16 @@ bench-admission: $(STAMP)
 
 bench-worker: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_throughput.py
+
+bench-worker-host: $(STAMP)
+	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/worker_host.py
+
+bench-encoders: $(STAMP)
+	$(PY) bench/encoders.py
+
+# Needs a CUDA GPU (not yet run on one); well under ten minutes.
+bench-gpu-worker: $(STAMP)
+	ATELIER_VAR_DIR=var/bench timeout 600 $(PY) platform/launch.py test -- $(PY) bench/gpu_worker.py
 
 bench-overload: $(STAMP)
 	ATELIER_VAR_DIR=var/bench $(PY) platform/launch.py test -- $(PY) bench/overload.py

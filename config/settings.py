@@ -349,6 +349,21 @@ LANE_WEIGHTS = {"priority": 8, "standard": 3, "free": 1}
 # Fewer images per batch where the measured time per image would make one batch hold its
 # worker longer than this (0: no bound): about the longest a paid job waits behind a batch.
 GENERATION_BATCH_SECONDS = env_int("GENERATION_BATCH_SECONDS", 10, minimum=0)
+# Pipelining (generation/worker.py): while the GPU renders a batch, the next is claimed and
+# the last one encoded, stored and settled on threads; at most WORKER_SETTLE_DEPTH rendered
+# batches wait to be settled, encoded by WORKER_ENCODE_THREADS threads. false: one after
+# the other on one thread.
+WORKER_PIPELINE = env_bool("WORKER_PIPELINE", True)
+WORKER_SETTLE_DEPTH = env_int("WORKER_SETTLE_DEPTH", 2, minimum=1)
+WORKER_ENCODE_THREADS = env_int("WORKER_ENCODE_THREADS", 2, minimum=1)
+# PNG writer (generation/images.py): fpng (fast) or pillow (smaller files, at
+# GENERATION_PNG_COMPRESS_LEVEL 0-9); the README's encoder table has the figures.
+GENERATION_PNG_ENCODER = env_str("GENERATION_PNG_ENCODER", "fpng")
+if GENERATION_PNG_ENCODER not in ("fpng", "pillow"):
+    raise ImproperlyConfigured("GENERATION_PNG_ENCODER must be fpng or pillow.")
+GENERATION_PNG_COMPRESS_LEVEL = env_int("GENERATION_PNG_COMPRESS_LEVEL", 6, minimum=0)
+if GENERATION_PNG_COMPRESS_LEVEL > 9:
+    raise ImproperlyConfigured("GENERATION_PNG_COMPRESS_LEVEL must be between 0 and 9.")
 JOB_HEARTBEAT_INTERVAL = env_int("JOB_HEARTBEAT_INTERVAL", 10, minimum=1)
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", 60, minimum=5)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
@@ -374,7 +389,8 @@ FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, mini
 # and each address may ask STATUS_RATE times.
 STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 2, minimum=0)
 STATUS_RATE = env_str("STATUS_RATE", "120/m")
-# The module whose run_batch renders images; bench/overload.py alone swaps in a simulation.
+# The module whose run_batch renders images; bench/overload.py and bench/worker_host.py
+# alone swap in a simulation.
 GENERATION_PIPELINE_MODULE = env_str("GENERATION_PIPELINE_MODULE", "generation.pipeline")
 
 # Provenance (generation/provenance.py). Every image carries a C2PA manifest signed with this

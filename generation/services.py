@@ -278,6 +278,16 @@ _SUCCEED_SQL = """
 """
 
 
+def image_store(*, job: Job, index: int, data: bytes) -> str:
+    """Write one image's file for a running job; returns its storage name. Never inside a
+    transaction (no lock is held across I/O). A file left by an attempt that died before
+    it committed is replaced."""
+    name = _image_name(job, index)
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    return default_storage.save(name, ContentFile(data))
+
+
 def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]]) -> set[Any]:
     """Settle a rendered batch: store each job's images, mark the jobs succeeded and capture
     their quota, in one transaction of a few statements whatever the batch's size. Returns
@@ -287,21 +297,32 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
     Files are written before the transaction (never hold a lock across I/O); those of
     skipped jobs are removed again.
     """
-    names: dict[Any, list[str]] = {}
-    for job, images in results:
-        names[job.pk] = []
-        for index, image in enumerate(images):
-            name = _image_name(job, index)
-            if default_storage.exists(name):
-                default_storage.delete(name)  # left by an attempt that died before committing
-            names[job.pk].append(default_storage.save(name, ContentFile(image.png)))
+    stored = [
+        (
+            job,
+            images,
+            [image_store(job=job, index=n, data=image.png) for n, image in enumerate(images)],
+        )
+        for job, images in results
+    ]
+    return jobs_settle(worker=worker, results=stored)
+
+
+def jobs_settle(
+    *, worker: str, results: list[tuple[Job, list[GeneratedImage], list[str]]]
+) -> set[Any]:
+    """Settle jobs whose images are stored (`image_store`): mark them succeeded, add their
+    images and capture their quota in one transaction; exactly once, by the conditional
+    UPDATE. Returns the ids settled; the files of the others (cancelled or requeued
+    meanwhile) are removed."""
+    names = {job.pk: files for job, _, files in results}
     now = timezone.now()
     retention = {
         workspace_id: timedelta(days=plan_for(Workspace(pk=workspace_id)).retention_days)
-        for workspace_id in {job.workspace_id for job, _ in results}
+        for workspace_id in {job.workspace_id for job, _, _ in results}
     }
     with transaction.atomic():
-        with flows_held({job.workspace_id for job, _ in results}), connection.cursor() as cursor:
+        with flows_held({job.workspace_id for job, _, _ in results}), connection.cursor() as cursor:
             cursor.execute(_SUCCEED_SQL, {"jobs": list(names), "worker": worker, "at": now})
             finished = {row[0] for row in cursor.fetchall()}
         Image.objects.bulk_create(
@@ -316,9 +337,9 @@ def jobs_complete(*, worker: str, results: list[tuple[Job, list[GeneratedImage]]
                 seed=image.seed,
                 expires_at=now + retention[job.workspace_id],
             )
-            for job, images in results
+            for job, images, files in results
             if job.pk in finished
-            for index, (name, image) in enumerate(zip(names[job.pk], images, strict=True))
+            for index, (name, image) in enumerate(zip(files, images, strict=True))
         )
         quotas_capture(job_ids=list(finished))
         job_events_on_commit(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import QuotaCounter, QuotaLedgerEntry
@@ -129,3 +130,54 @@ def test_cancelling_a_running_job_stops_it_at_the_next_step_and_refunds_it(
     assert kinds == ["release", "reserve"]
     assert job_state(next_id).status == Job.Status.SUCCEEDED
     assert QuotaCounter.objects.get(workspace=pat.workspace).used == 1
+
+
+def test_a_worker_killed_between_storing_a_batch_and_settling_it_charges_the_job_once(
+    worker_logs: Path, demo_model: Path
+) -> None:
+    """The pipeline's post-render stage: the pictures are encoded and their files written,
+    the settling transaction has not committed. Holding the workspace's flow lock, which
+    settling takes first, keeps the worker there until it is killed."""
+    pat = make_person("pat@example.com", plan="pro")
+    job_id = submit(pat, {**LONG_JOB, "num_images": 2, "seed": 12})
+    folder = f"images/{pat.workspace.pk}/{job_id}"
+    first = start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+    try:
+        wait_until(lambda: job_state(job_id).progress > 0, what="the first worker to start")
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM generation_queueflow WHERE workspace_id = %s FOR UPDATE",
+                [pat.workspace.pk],
+            )
+            wait_until(
+                lambda: all(default_storage.exists(f"{folder}/{n}.png") for n in (0, 1)),
+                what="both pictures encoded and stored",
+            )
+            time.sleep(0.5)  # settling is now waiting for the lock
+            first.kill()  # kill -9 in the post-render stage
+    finally:
+        first.stop()
+    assert "Rendered a batch of 1 jobs, 2 images" in first.log.read_text()
+    job = job_state(job_id)
+    assert job.status == Job.Status.RUNNING
+    assert not job.images.exists()
+    assert list(QuotaLedgerEntry.objects.filter(job=job).values_list("kind", flat=True)) == [
+        "reserve"
+    ]
+
+    second = start_worker(worker_logs, lanes=PRIORITY_LANE, GENERATION_MODEL=str(demo_model))
+    try:
+        later = timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT + 1)
+        assert jobs_sweep(at=later).requeued == 1
+        wait_until(lambda: job_state(job_id).is_finished, what="the second worker")
+    finally:
+        second.stop()
+
+    job = job_state(job_id)
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.attempts == 2
+    assert [image.index for image in job.images.all()] == [0, 1]
+    assert sorted(default_storage.listdir(folder)[1]) == ["0.png", "1.png"]  # replaced, once
+    kinds = sorted(QuotaLedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
+    assert kinds == ["capture", "reserve"]
+    assert QuotaCounter.objects.get(workspace=pat.workspace).used == 2

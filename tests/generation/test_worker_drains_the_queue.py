@@ -1,5 +1,8 @@
 """One ticket keeps its worker taking batches while there is work (the GPU does not wait
-for a message between batches), for at most DRAIN_SECONDS."""
+for a message between batches), for at most DRAIN_SECONDS.
+
+Transactional: the pipelined worker claims and settles on threads of its own, with
+connections of their own, which see only what is committed."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from generation import tasks, worker
 from generation.models import Job
 from tests.conftest import make_person, small_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def submit_jobs(count: int) -> list[str]:
