@@ -8,9 +8,17 @@ import pytest
 from rest_framework.test import APIClient
 
 from generation.models import Job
-from tests.conftest import Person, small_job
+from tests.conftest import Person, make_person, small_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alice() -> Person:
+    """On a paid plan: her job waits in the priority lane, which the suite's shared worker
+    does not serve, so no worker settles it while a test reads it or the flush truncates
+    the tables at its end."""
+    return make_person("alice@example.com", plan="pro")
 
 
 @pytest.fixture
