@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from statistics import median
 
@@ -49,10 +48,9 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-from accounts.selectors import workspaces_for  # noqa: E402
-from accounts.services import user_signup  # noqa: E402
 from bench import simulated_gpu  # noqa: E402
-from billing.models import Plan, Subscription  # noqa: E402
+from bench.worker_throughput import workspace  # noqa: E402
+from billing.models import Plan  # noqa: E402
 from generation import worker  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.services import job_submit  # noqa: E402
@@ -104,21 +102,6 @@ def queue_jobs(space: object, plan: Plan) -> list[str]:
         ).job  # fmt: skip
         ids.append(str(job.pk))
     return ids
-
-
-def workspace() -> tuple[object, Plan]:
-    plan, _ = Plan.objects.update_or_create(
-        slug="bench-worker-host",
-        defaults={
-            "name": "Bench host", "daily_images": 10**9, "requests_per_minute": 10**6,
-            "lane": "standard", "max_jobs_in_flight": 10**4, "max_width": 1024,
-            "max_height": 1024,
-        },
-    )  # fmt: skip
-    user = user_signup(email=f"{uuid.uuid4().hex[:8]}@bench.example", password="bench pass 1234")
-    space = workspaces_for(user).get()
-    Subscription.objects.create(workspace=space, plan=plan)
-    return space, plan
 
 
 def drain(*, pipelined: bool, gpu_ms: float) -> tuple[float, float, float]:

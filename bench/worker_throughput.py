@@ -56,7 +56,7 @@ ROUNDS = 3
 FLOP_PER_TURBO_IMAGE = 3.4e12
 
 
-def workspace() -> object:
+def workspace() -> tuple[object, Plan]:
     plan, _ = Plan.objects.update_or_create(
         slug="bench-worker",
         defaults={

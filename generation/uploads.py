@@ -41,27 +41,10 @@ def upload_decode(upload: UploadedFile) -> PILImage.Image:
 def upload_read(upload: UploadedFile) -> tuple[bytes, PILImage.Image]:
     """The upload's bytes and the image they decode to (PNG, JPEG or WebP, fully decoded
     within the limits), or a ValidationError saying what is wrong."""
-    if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(_too_large())
-    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
-    if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(_too_large())
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            image = PILImage.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            if image.width * image.height > settings.UPLOAD_MAX_PIXELS:
-                raise serializers.ValidationError(
-                    _("The image has more than %(pixels)s pixels.")
-                    % {"pixels": number_format(settings.UPLOAD_MAX_PIXELS, force_grouping=True)}
-                )
-            image.load()
-    except UnidentifiedImageError:
-        raise serializers.ValidationError(_("The file is not a PNG, JPEG or WebP image.")) from None
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise serializers.ValidationError(_("The image has too many pixels.")) from None
-    except (OSError, SyntaxError, ValueError):
-        raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
+    data = _upload_bytes(upload)
+    image = _decoded(
+        data, formats=ALLOWED_FORMATS, unknown=_("The file is not a PNG, JPEG or WebP image.")
+    )
     return data, image
 
 
@@ -69,27 +52,14 @@ def mask_decode(upload: UploadedFile, *, size: tuple[int, int]) -> PILImage.Imag
     """An edit's mask as OpenAI defines it: a PNG of the photo's size whose fully transparent
     pixels (alpha 0) mark what to repaint. Returned as a black-and-white picture, white where
     the model repaints; a ValidationError says what is wrong."""
-    if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(_too_large())
-    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
-    if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise serializers.ValidationError(_too_large())
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            mask = PILImage.open(io.BytesIO(data), formats=("PNG",))
-            if mask.size != size:
-                raise serializers.ValidationError(
-                    _("The mask is %(mask)s pixels; it must be the size of the image, %(image)s.")
-                    % {"mask": "x".join(map(str, mask.size)), "image": "x".join(map(str, size))}
-                )
-            mask.load()
-    except UnidentifiedImageError:
-        raise serializers.ValidationError(_("The mask is not a PNG image.")) from None
-    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise serializers.ValidationError(_("The image has too many pixels.")) from None
-    except (OSError, SyntaxError, ValueError):
-        raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
+    mask = _decoded(
+        _upload_bytes(upload), formats=("PNG",), unknown=_("The mask is not a PNG image.")
+    )
+    if mask.size != size:
+        raise serializers.ValidationError(
+            _("The mask is %(mask)s pixels; it must be the size of the image, %(image)s.")
+            % {"mask": "x".join(map(str, mask.size)), "image": "x".join(map(str, size))}
+        )
     if not mask.has_transparency_data:
         raise serializers.ValidationError(
             _(
@@ -99,6 +69,38 @@ def mask_decode(upload: UploadedFile, *, size: tuple[int, int]) -> PILImage.Imag
         )
     alpha = mask.convert("RGBA").getchannel("A")
     return alpha.point(lambda value: 255 if value == 0 else 0)
+
+
+def _upload_bytes(upload: UploadedFile) -> bytes:
+    """The upload's bytes, at most UPLOAD_MAX_BYTES of them (a ValidationError beyond)."""
+    if upload.size is not None and upload.size > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(_too_large())
+    data = upload.read(settings.UPLOAD_MAX_BYTES + 1)
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise serializers.ValidationError(_too_large())
+    return data
+
+
+def _decoded(data: bytes, *, formats: tuple[str, ...], unknown: str) -> PILImage.Image:
+    """`data` fully decoded as one of `formats` within the pixel limit, or a ValidationError
+    (`unknown` when it is none of them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            image = PILImage.open(io.BytesIO(data), formats=formats)
+            if image.width * image.height > settings.UPLOAD_MAX_PIXELS:
+                raise serializers.ValidationError(
+                    _("The image has more than %(pixels)s pixels.")
+                    % {"pixels": number_format(settings.UPLOAD_MAX_PIXELS, force_grouping=True)}
+                )
+            image.load()
+    except UnidentifiedImageError:
+        raise serializers.ValidationError(unknown) from None
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise serializers.ValidationError(_("The image has too many pixels.")) from None
+    except (OSError, SyntaxError, ValueError):
+        raise serializers.ValidationError(_("The image is truncated or corrupt.")) from None
+    return image
 
 
 def fit_size(
