@@ -74,14 +74,16 @@ class SignupOutput(serializers.Serializer):
 
 
 def _me(user: User, workspace: Workspace) -> dict[str, Any]:
-    me = {
+    """MeOutput's shape, built directly: one query of two columns, no serializer (half of
+    the request's CPU when it ran through MeOutput)."""
+    workspaces = workspaces_for(user).values_list("pk", "name")
+    return {
         "id": user.pk,
         "email": user.email,
         "name": user.name,
-        "workspace": {"id": workspace.pk, "name": str(workspace)},
-        "workspaces": workspaces_for(user),
+        "workspace": {"id": str(workspace.pk), "name": workspace.name},
+        "workspaces": [{"id": str(pk), "name": name} for pk, name in workspaces],
     }
-    return MeOutput(me).data
 
 
 def _address_in_body(group: str, request: Request) -> str:

@@ -163,6 +163,19 @@ class ImageOutput(serializers.ModelSerializer):
             return self.context["image_url"](image)
         return self.context["request"].build_absolute_uri(f"/api/v1/images/{image.id}")
 
+    def to_representation(self, image: Image) -> dict[str, Any]:
+        """What DRF's fields would give (tests/generation/test_job_output.py holds the two
+        equal), written out: see JobOutput.to_representation."""
+        return {
+            "id": str(image.id),
+            "index": image.index,
+            "url": self.get_url(image),
+            "width": image.width,
+            "height": image.height,
+            "seed": image.seed,
+            "created_at": _moment(image.created_at),
+        }
+
 
 class JobOutput(serializers.ModelSerializer):
     images = ImageOutput(many=True, read_only=True)
@@ -196,6 +209,53 @@ class JobOutput(serializers.ModelSerializer):
     def get_estimated_start_seconds(self, job: Job) -> int | None:
         place = self._place(job)
         return round(place.wait_seconds) if place else None
+
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        """The fields above, as DRF's ModelSerializer renders them, written out.
+
+        DRF builds a ModelSerializer's fields afresh for every instance (the model's field
+        mapping, then a deep copy of each field): 0.7 ms of CPU per job here, a tenth of a
+        submission's. The Meta and declared fields stay the schema's source, and
+        tests/generation/test_job_output.py holds this equal to DRF's own rendering
+        (`ModelSerializer.to_representation`) for jobs in every state."""
+        place = self._place(job)
+        images = ImageOutput(context=self.context)
+        return {
+            "id": str(job.id),
+            "kind": str(job.kind),
+            "status": str(job.status),
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt,
+            "width": job.width,
+            "height": job.height,
+            "steps": job.steps,
+            "guidance": float(job.guidance),
+            "seed": job.seed,
+            "num_images": job.num_images,
+            "strength": None if job.strength is None else float(job.strength),
+            "output_format": job.output_format,
+            "output_compression": job.output_compression,
+            "lane": str(job.lane),
+            "progress": float(job.progress),
+            "model": job.model,
+            "queue_position": place.position if place else None,
+            "estimated_start_seconds": round(place.wait_seconds) if place else None,
+            "error_code": job.error_code,
+            "error_message": job.error_message,
+            "created_at": _moment(job.created_at),
+            "started_at": _moment(job.started_at),
+            "finished_at": _moment(job.finished_at),
+            "images": [images.to_representation(image) for image in job.images.all()],
+            "webhook": job.webhook,
+            "webhook_events_filter": job.webhook_events_filter,
+        }
+
+
+_DATETIME = serializers.DateTimeField()  # stateless: its to_representation reads no field state
+
+
+def _moment(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
 
 
 class WorkspaceLimitsMixin:

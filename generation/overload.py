@@ -33,11 +33,11 @@ from config.errors import DomainError
 from generation.queue import (
     SECONDS_PER_BATCH_KEY,
     SECONDS_PER_IMAGE_KEY,
+    NewJobAhead,
     QueuePlace,
     capped_wait,
     estimated_wait,
     lane_workers_key,
-    new_job_ahead,
     queue_length,
 )
 from generation.queue import redis_client as _redis
@@ -140,18 +140,20 @@ def admission_check(
                 message=_("The queue is full right now. Please try again later."),
             )
 
+    query = NewJobAhead.read(lane=plan.lane, workspace=workspace, images=images)
     now = time.time()
-    pipe = _redis().pipeline(transaction=False)
+    pipe = _redis().pipeline(transaction=False)  # one round trip for all of admission's reads
     pipe.exists(_slots_key(workspace))
     pipe.get(_room_key(plan.lane))
     pipe.get(SECONDS_PER_IMAGE_KEY)
     pipe.zcount(lane_workers_key(plan.lane), now - settings.WORKER_ALIVE_TIMEOUT, "+inf")
     pipe.get(SECONDS_PER_BATCH_KEY)
-    held, next_slot, per_image, workers, per_batch = pipe.execute()
+    query.queue(pipe)
+    held, next_slot, per_image, workers, per_batch, jobs_ahead, images_ahead = pipe.execute()
     per_image = float(per_image) if per_image is not None else settings.DEFAULT_SECONDS_PER_IMAGE
     workers = max(int(workers), 1)  # those serving the lane: a priority-only one does not
     rate = workers / per_image
-    ahead = new_job_ahead(lane=plan.lane, workspace=workspace, images=images)
+    ahead = query.result(jobs_ahead, images_ahead)
     # The later of: the images the fair queue runs first at the lane's rate, and the
     # workspace's own queued jobs, which its plan's cap runs a few at a time.
     expected = max(

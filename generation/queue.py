@@ -590,19 +590,39 @@ class Ahead:
 
 def new_job_ahead(*, lane: str, workspace: Workspace | None = None, images: int = 1) -> Ahead:
     """What runs before a new job of `workspace` in `lane` (None: a workspace with nothing
-    queued). Its own images are those its flow's tags run past V: (last finish - V) x weight
-    / TAG_SCALE (its jobs' tags are consecutive from where each started)."""
-    with connection.cursor() as cursor:
-        cursor.execute(NEXT_START_SQL, {"workspace": workspace.pk if workspace else None})
-        vtime, last_finish = cursor.fetchone()
-    weight = settings.LANE_WEIGHTS.get(lane, 1)
-    finish = max(vtime, last_finish) + tag_cost(images=images, weight=weight)
+    queued)."""
+    query = NewJobAhead.read(lane=lane, workspace=workspace, images=images)
     pipe = redis_client().pipeline(transaction=False)
-    pipe.zcount(JOBS_KEY, "-inf", finish)
-    pipe.zcount(IMAGES_KEY, "-inf", finish)
-    jobs, ahead = pipe.execute()
-    own = max(last_finish - vtime, 0) * weight // TAG_SCALE
-    return Ahead(int(jobs), int(ahead), min(own, int(ahead)))
+    query.queue(pipe)
+    return query.result(*pipe.execute())
+
+
+@dataclass(frozen=True)
+class NewJobAhead:
+    """new_job_ahead in two halves: the tag a new job would get (from PostgreSQL), then what
+    the index counts up to it, read in a pipeline of the caller's (admission adds its own
+    reads to the same round trip). Its own images are those its flow's tags run past V:
+    (last finish - V) x weight / TAG_SCALE (its jobs' tags are consecutive from where each
+    started)."""
+
+    finish: int
+    own_images: int
+
+    @classmethod
+    def read(cls, *, lane: str, workspace: Workspace | None, images: int) -> NewJobAhead:
+        with connection.cursor() as cursor:
+            cursor.execute(NEXT_START_SQL, {"workspace": workspace.pk if workspace else None})
+            vtime, last_finish = cursor.fetchone()
+        weight = settings.LANE_WEIGHTS.get(lane, 1)
+        finish = max(vtime, last_finish) + tag_cost(images=images, weight=weight)
+        return cls(finish, max(last_finish - vtime, 0) * weight // TAG_SCALE)
+
+    def queue(self, pipe: redis.client.Pipeline) -> None:
+        pipe.zcount(JOBS_KEY, "-inf", self.finish)
+        pipe.zcount(IMAGES_KEY, "-inf", self.finish)
+
+    def result(self, jobs: int, images: int) -> Ahead:
+        return Ahead(int(jobs), int(images), min(self.own_images, int(images)))
 
 
 def ahead_of_new(

@@ -47,6 +47,17 @@ def on_starting(server: object) -> None:
             os.remove(os.path.join(_metrics_dir, name))
 
 
+def post_worker_init(worker: object) -> None:
+    # Everything loaded so far (Django, the app, its modules: about 120,000 objects) lives as
+    # long as the process: move it out of the garbage collector's sight. A full collection
+    # then walks only what requests made since, 15-25 ms instead of about 100 ms here, and
+    # those pauses were a submission's slowest moments.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server: object, worker: object) -> None:
     # A dead worker's live gauges go; its counters stay in the totals.
     from prometheus_client import multiprocess
