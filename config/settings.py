@@ -151,6 +151,17 @@ if DB_STATEMENT_TIMEOUT:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c statement_timeout={DB_STATEMENT_TIMEOUT * 1000}"
     )
+# Parameters travel apart from the SQL (server-side binding) and a statement a connection
+# runs DB_PREPARE_THRESHOLD times is prepared once (psycopg's automatic prepared statements):
+# PostgreSQL then neither parses nor plans it again, and psycopg does not quote values into
+# the text. Measured on a submission and GET /api/v1/me (README, "The web server"). Behind
+# PgBouncer in transaction mode, prepared statements need PgBouncer 1.21 or later with
+# max_prepared_statements set; or set DB_PREPARE_THRESHOLD=0 (never prepare).
+DB_SERVER_SIDE_BINDING = env_bool("DB_SERVER_SIDE_BINDING", True)
+DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 5, minimum=0)
+if DB_SERVER_SIDE_BINDING:
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves the Celery broker, the cache and the rate-limit counters.
