@@ -19,7 +19,13 @@ from rest_framework.views import APIView
 from accounts.keys import api_key_create, api_key_revoke_by_member
 from accounts.mail import account_exists_send, verification_send
 from accounts.models import ApiKey, User, Workspace
-from accounts.selectors import api_keys_for, membership_of, user_is_verified, workspaces_for
+from accounts.selectors import (
+    api_keys_for,
+    membership_of,
+    user_is_verified,
+    workspace_refs_for,
+    workspaces_for,
+)
 from accounts.services import EmailUnverified, api_signup, email_address_to_verify
 from config.errors import DomainError
 from config.openapi import ERRORS, error_response
@@ -74,9 +80,9 @@ class SignupOutput(serializers.Serializer):
 
 
 def _me(user: User, workspace: Workspace) -> dict[str, Any]:
-    """MeOutput's shape, built directly: one query of two columns, no serializer (half of
-    the request's CPU when it ran through MeOutput)."""
-    workspaces = workspaces_for(user).values_list("pk", "name")
+    """MeOutput's shape, built directly: one raw query of two columns, no serializer (half
+    of the request's CPU when it ran through MeOutput)."""
+    workspaces = workspace_refs_for(user)
     return {
         "id": user.pk,
         "email": user.email,

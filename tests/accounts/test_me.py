@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Membership, Workspace
+from accounts.selectors import workspace_refs_for, workspaces_for
 from tests.conftest import Person
 
 pytestmark = pytest.mark.django_db
@@ -27,3 +28,11 @@ def test_me_names_the_caller_and_each_of_their_workspaces(alice: Person, bob: Pe
             {"id": str(team.pk), "name": "Zebra studio"},
         ],
     }
+
+
+def test_the_raw_workspace_list_matches_workspaces_for(alice: Person) -> None:
+    for name in ("beta", "Alpha", "alpha 2", "Ω studio"):
+        Membership.objects.create(user=alice.user, workspace=Workspace.objects.create(name=name))
+    assert workspace_refs_for(alice.user) == [
+        (workspace.pk, workspace.name) for workspace in workspaces_for(alice.user)
+    ]
