@@ -322,8 +322,10 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
 
     def admitted_response(self, request: Request, admission: Admission) -> Response:
         job = admission.job
-        if admission.created:
-            job._prefetched_objects_cache = {"images": Image.objects.none()}  # none made yet
+        if admission.created:  # none made yet: what prefetch_related would leave, evaluated
+            no_images = Image.objects.none()
+            no_images._result_cache, no_images._prefetch_done = [], True
+            job._prefetched_objects_cache = {"images": no_images}
         headers = {} if admission.created else {"Idempotent-Replayed": "true"}
         places = {job.pk: admission.place} if admission.place else {}
         body = JobOutput(job, context={"request": request, "queue_places": places}).data
