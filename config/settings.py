@@ -92,7 +92,7 @@ MIDDLEWARE = [
 # The web process (config/asgi.py, config/front_door.py): threads running synchronous views,
 # requests that may wait for one (more are answered 503 at once, and so is one that waited
 # too long), and requests that may wait for their images on the event loop (OpenAI's API).
-WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
+WEB_THREADS = env_int("WEB_THREADS", 4, minimum=1)
 WEB_MAX_QUEUED = env_int("WEB_MAX_QUEUED", 64, minimum=0)
 WEB_MAX_WAITING = env_int("WEB_MAX_WAITING", 1000, minimum=1)
 WEB_MAX_QUEUE_SECONDS = env_int("WEB_MAX_QUEUE_SECONDS", 10, minimum=1)  # then 503, not run

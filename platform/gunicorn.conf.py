@@ -9,7 +9,7 @@ import shutil
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
-_threads = int(os.environ.setdefault("WEB_THREADS", "8"))
+_threads = int(os.environ.setdefault("WEB_THREADS", "4"))
 # Database connections per web process: one per thread, and a few for the waiting views'
 # short reads. Past it a request waits DB_POOL_TIMEOUT s, then is answered 503.
 os.environ.setdefault("DB_POOL_MAX_SIZE", str(_threads + 4))
