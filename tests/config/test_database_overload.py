@@ -46,7 +46,7 @@ def test_an_api_request_the_database_cannot_serve_is_answered_503_overloaded(
     def busy(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr("accounts.api.workspaces_for", busy)
+    monkeypatch.setattr("accounts.api.workspace_refs_for", busy)  # what /me reads
     response = alice.client().get("/api/v1/me")
     assert response.status_code == 503
     assert response["Retry-After"] == "2"
