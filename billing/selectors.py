@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.models import Plan, QuotaCounter, Subscription
 from billing.switches import operator_switches
+from config.sql import column_list
 
 # Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
 PLAN_STATUSES = Subscription.PLAN_STATUSES
@@ -41,8 +42,8 @@ def default_plan() -> Plan:
 # plan-giving status; the default plan once a grace period has ended; a scheduled downgrade
 # from its date), else the default plan. One statement with no ORM compilation: every API
 # request reads it (tests/billing/test_plan_in_force.py holds it to plan_at).
-PLAN_SQL = """
-    SELECT * FROM billing_plan WHERE id = COALESCE(
+PLAN_SQL = f"""
+    SELECT {column_list(Plan)} FROM billing_plan WHERE id = COALESCE(
         (SELECT CASE
                     WHEN sub.grace_period_ends_at IS NOT NULL
                          AND %(at)s >= sub.grace_period_ends_at THEN NULL
@@ -54,7 +55,7 @@ PLAN_SQL = """
          WHERE sub.workspace_id = %(workspace)s AND sub.status = ANY(%(statuses)s)),
         (SELECT id FROM billing_plan WHERE is_default)
     )
-"""
+"""  # noqa: S608 (composed of constants: the model's column names)
 
 
 def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User, Workspace
 from billing.models import ModerationLevel, Plan
 from config.errors import DomainError
+from config.sql import column_list
 from generation.models import PolicyRefusal, PolicyRule, PolicyRuleTranslation
 
 # A leading phrase that asks for an imitation, replaced together with the term; matched on
@@ -131,10 +132,9 @@ def moderation_level(*, plan: Plan, requested: str | None = None) -> str:
 
 # The active rules in PolicyRule's order, without the ORM's compilation on every submission:
 # all of them at the strict level, else all but the strict ones.
-_ACTIVE_RULES_SQL = "SELECT * FROM generation_policyrule WHERE active ORDER BY term"
-_STANDARD_RULES_SQL = (
-    "SELECT * FROM generation_policyrule WHERE active AND level <> 'strict' ORDER BY term"
-)
+_RULES = f"SELECT {column_list(PolicyRule)} FROM generation_policyrule WHERE active"  # noqa: S608
+_ACTIVE_RULES_SQL = f"{_RULES} ORDER BY term"
+_STANDARD_RULES_SQL = f"{_RULES} AND level <> 'strict' ORDER BY term"
 
 
 def policy_check(

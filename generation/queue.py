@@ -79,6 +79,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config.sql import column_list
 from generation.models import Job
 
 logger = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ _LOCK_FLOWS_SKIP_SQL = """
 # the others are still working through), and derive the flows again. Its reads see the
 # jobs as they were before the statement, so the started ones are counted as running and
 # left out of the heads by hand (the same derivation as _FLOWS_REFRESH_SQL).
-_START_SQL = """
+_START_SQL = f"""
     WITH started AS (
         UPDATE generation_job SET status = 'running', started_at = %(now)s,
             heartbeat_at = %(now)s, worker = %(worker)s, attempts = attempts + 1,
@@ -352,7 +353,7 @@ _START_SQL = """
             SELECT id FROM generation_job WHERE id = ANY(%(jobs)s) AND status = 'queued'
             FOR UPDATE SKIP LOCKED
         )
-        RETURNING *
+        RETURNING {column_list(Job)}
     ), front AS (
         -- The first eligible flow of every lane, whichever lanes this worker serves.
         SELECT MIN(first.head_finish) AS finish
@@ -406,7 +407,7 @@ _START_SQL = """
         FROM derived WHERE flow.workspace_id = derived.workspace_id
     )
     SELECT * FROM started
-"""
+"""  # noqa: S608 (composed of constants: the job's column names)
 
 
 @dataclass(frozen=True)
