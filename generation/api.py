@@ -218,7 +218,6 @@ class JobOutput(serializers.ModelSerializer):
         submission's. The Meta and declared fields stay the schema's source, and
         tests/generation/test_job_output.py holds this equal to DRF's own rendering
         (`ModelSerializer.to_representation`) for jobs in every state."""
-        place = self._place(job)
         images = ImageOutput(context=self.context)
         return {
             "id": str(job.id),
@@ -238,8 +237,8 @@ class JobOutput(serializers.ModelSerializer):
             "lane": str(job.lane),
             "progress": float(job.progress),
             "model": job.model,
-            "queue_position": place.position if place else None,
-            "estimated_start_seconds": round(place.wait_seconds) if place else None,
+            "queue_position": self.get_queue_position(job),
+            "estimated_start_seconds": self.get_estimated_start_seconds(job),
             "error_code": job.error_code,
             "error_message": job.error_message,
             "created_at": _moment(job.created_at),
