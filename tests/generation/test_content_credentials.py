@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from django.conf import settings
 from PIL import Image as PILImage
 
-from generation import worker
+from generation import provenance, worker
 from generation.models import Image, Job
 from generation.provenance import (
     TRAINED_ALGORITHMIC_MEDIA,
@@ -74,6 +75,29 @@ def test_signed_png_jpeg_and_webp_validate_against_the_test_chain(fmt: str) -> N
     with PILImage.open(io.BytesIO(signed)) as image:
         assert image.format == fmt  # still an ordinary image to any viewer
         assert image.size == (96, 64)
+
+
+def test_each_thread_signs_with_its_own_signer_kept_for_every_image() -> None:
+    """A signer is made once per signing thread (it parses the chain and key) and signs each
+    image that thread signs; threads signing at once each get a valid manifest."""
+    ids = [uuid.uuid4() for _ in range(8)]
+
+    def sign(image_id: uuid.UUID) -> tuple[object, bytes]:
+        signed = content_credentials_sign(
+            encoded("PNG"), "image/png", claims=ImageClaims(image_id, "atelier-demo")
+        )
+        return provenance._signer(), signed
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(sign, ids))
+    signers = {id(signer) for signer, _ in results}
+    assert 1 <= len(signers) <= 2  # one per thread, however many images it signed
+    assert provenance._signer() is provenance._signer()
+    assert id(provenance._signer()) not in signers  # this thread's own
+    for image_id, (_, signed) in zip(ids, results, strict=True):
+        state, manifest = read_back(signed, "image/png")
+        assert state == "Trusted"
+        assert assertion(manifest, "org.atelier.image")["image"] == str(image_id)
 
 
 def test_a_changed_pixel_breaks_the_manifest() -> None:
