@@ -189,7 +189,7 @@ class QueueFlow(models.Model):
 
 
 class QueueClock(models.Model):
-    """The fair queue's virtual time: the largest finish tag claimed so far (one row)."""
+    """The fair queue's virtual time, V: the service front, in start tags (one row)."""
 
     vtime = models.BigIntegerField(default=0)
 

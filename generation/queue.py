@@ -3,24 +3,30 @@
 Over 300 lines: the invariants below hold across stamping, flows, claims, places and their
 repair, so those live in one module, read beside the invariants they keep.
 
-Self-clocked fair queuing across workspaces (Golestani, 1994); each workspace is a *flow*.
+Weighted fair queuing across workspaces, in virtual time; each workspace is a *flow*.
 
 Tags. When a job is admitted it is stamped, once, with a virtual finish tag
 
     start  = max(V, the workspace's last finish tag)
     finish = start + images x TAG_SCALE / weight        (weight: priority 8, standard 3, free 1)
 
-and an admission number, `queue_seq`, that breaks ties. V, the queue's virtual time, is the
-service front (QueueClock): each claim moves it up to the smallest finish tag among the
-jobs it started and the heads of the flows any worker could take from then, so that it
-follows the jobs being served, as in SCFQ, even when some workers serve only some lanes.
-Workers run queued jobs in (finish_tag, queue_seq) order, passing over workspaces at their
-plan's in-flight cap. So a paid job goes before a free one admitted at the same V (1/8 of a
-turn against 1); a workspace flooding the queue gets 8 turns (priority) for each free
-workspace's one, never all of them; and a workspace that was idle comes back at V, having
-neither banked service nor run up a debt.
+and an admission number, `queue_seq`, that breaks ties. Workers run queued jobs in
+(finish_tag, queue_seq) order, passing over workspaces at their plan's in-flight cap. V,
+the queue's virtual time, is the service front in start tags (QueueClock), as in start-time
+fair queuing (Goyal, Vin and Cheng, 1996) and WF2Q+ (Bennett and Zhang, 1997): each claim
+moves it up to the smallest start tag among the jobs it started and the first eligible job
+of each lane, so that it follows the jobs being served even when some workers serve only
+some lanes. So a workspace that had nothing queued comes back where the jobs being served
+start and, with a paid weight, finishes an eighth of a turn later: before the next jobs of
+backlogged free workspaces, which start where their last ones finished, at V or past it,
+and finish a whole turn after that, however many of them wait. (Self-clocked fair
+queuing's V, the finish-tag front, would put it behind every free job that finishes
+within that eighth; tests/generation/test_fair_queue.py holds the difference.)
+So a paid job goes before a free one admitted at the same V; a workspace flooding the
+queue gets 8 turns (priority) for each free workspace's one, never all of them; and a
+workspace that was idle comes back at V, having neither banked service nor run up a debt.
 Tags are whole numbers: TAG_SCALE is divisible by every weight up to 16, so equal shares
-compare equal.
+compare equal, and a job's start tag is its finish tag less its cost, exactly.
 
 Structures.
 - Job.finish_tag and Job.queue_seq, with two partial indexes over queued jobs: by workspace
@@ -53,7 +59,8 @@ Invariants.
    then derives the flow again from them (`flows_held`); admission locks it with its upsert.
    So (2) holds at every commit, two claims never run a workspace past its cap between them,
    and claims, which lock flows with SKIP LOCKED, never wait.
-4. V never decreases; a claim moves it no further than the first head a worker could take.
+4. V never decreases; a claim moves it no further than the start tag of the first job a
+   worker could take in any lane.
 5. The database is the truth; the Redis place index is derived from it. Services write it
    after their last refusal, inside their transaction (so a test's transaction sees it), so
    only a failed commit can leave it wrong; reading a job's place puts back a missing
@@ -339,11 +346,13 @@ _LOCK_FLOWS_SKIP_SQL = """
 """
 
 # One statement, under the flows' locks: start the jobs (SKIP LOCKED), advance V to the
-# service front (the smallest tag started, or the first eligible flow's of any lane if that
-# is earlier: a worker serving only the priority lane must not drag V past the free jobs
-# the others are still working through), and derive the flows again. Its reads see the
+# service front (the smallest start tag started, or that of the first eligible job of any
+# lane if that is earlier: a worker serving only the priority lane must not drag V past the
+# free jobs the others are still working through), and derive the flows again. A job's
+# start tag is its finish tag less its cost (exact: tags are whole numbers). Its reads see the
 # jobs as they were before the statement, so the started ones are counted as running and
 # left out of the heads by hand (the same derivation as _FLOWS_REFRESH_SQL).
+_COST_SQL = f"{{job}}.num_images * {TAG_SCALE} / GREATEST({{job}}.dispatch_weight, 1)"  # tag_cost
 _START_SQL = f"""
     WITH started AS (
         UPDATE generation_job SET status = 'running', started_at = %(now)s,
@@ -355,19 +364,25 @@ _START_SQL = f"""
         )
         RETURNING {column_list(Job)}
     ), front AS (
-        -- The first eligible flow of every lane, whichever lanes this worker serves.
-        SELECT MIN(first.head_finish) AS finish
+        -- The first eligible job of every lane, whichever lanes this worker serves.
+        SELECT MIN(head.finish_tag - {_COST_SQL.format(job="head")}) AS start
         FROM unnest(%(all_lanes)s::varchar[]) AS lane(name)
         CROSS JOIN LATERAL (
-            SELECT head_finish FROM generation_queueflow
+            SELECT workspace_id, head_finish, head_seq FROM generation_queueflow
             WHERE head_lane = lane.name AND head_finish IS NOT NULL
               AND running < max_in_flight
             ORDER BY head_finish, head_seq
             LIMIT 1
         ) AS first
+        JOIN generation_job AS head
+          ON head.workspace_id = first.workspace_id AND head.status = 'queued'
+         AND head.finish_tag = first.head_finish AND head.queue_seq = first.head_seq
     ), clock AS (
         INSERT INTO generation_queueclock (id, vtime)
-        SELECT 1, LEAST(MIN(started.finish_tag), (SELECT finish FROM front))
+        SELECT 1, LEAST(
+            MIN(started.finish_tag - {_COST_SQL.format(job="started")}),
+            (SELECT start FROM front)
+        )
         FROM started HAVING COUNT(*) > 0
         ON CONFLICT (id) DO UPDATE
         SET vtime = GREATEST(generation_queueclock.vtime, EXCLUDED.vtime)

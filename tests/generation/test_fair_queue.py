@@ -16,6 +16,7 @@ from generation import queue, services
 from generation.maintenance import jobs_sweep
 from generation.models import Job, QueueFlow
 from generation.queue import (
+    TAG_SCALE,
     ahead_of_new,
     job_claim_batch,
     job_queue_place,
@@ -89,6 +90,23 @@ def test_a_paid_job_goes_before_a_queue_of_free_ones_admitted_earlier() -> None:
     [paid] = admit(workspace("paid"), "priority")
     assert job_queue_place(paid).position == 1
     assert run_next().pk == paid.pk
+
+
+def test_a_paid_job_runs_next_among_backlogged_free_workspaces() -> None:
+    """Forty free workspaces keep a backlog and have been served for a while: the next jobs
+    of ten of them start at V (1) and finish at 2, the other thirty's finish at 3. A paid
+    job of a workspace with nothing queued starts at V too and finishes an eighth of a turn
+    later, before all of them, so it runs next. (Had V been the finish-tag front, 2, it would
+    finish at 2 1/8, behind those ten.)"""
+    for n in range(40):
+        admit(workspace(f"free {n}"), "free", 4)
+    for _ in range(70):  # each served once, thirty of them twice
+        run_next()
+    [paid] = admit(workspace("paid"), "priority")
+    assert paid.finish_tag == TAG_SCALE + TAG_SCALE // 8
+    assert job_queue_place(paid).position == 1
+    assert run_next().pk == paid.pk
+    assert_flows_match_their_jobs()
 
 
 def test_a_paid_flood_gets_eight_turns_for_each_free_workspace_s_one() -> None:
