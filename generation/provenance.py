@@ -40,7 +40,7 @@ from PIL import Image as PILImage
 
 from accounts.models import ApiKey, Membership, User
 from generation.models import Image
-from generation.watermark import dwt_dct_svd_embed, dwt_dct_svd_read
+from generation.watermark import dwt_dct_svd_embed, dwt_dct_svd_read, opencv
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ def _payload_bits(ref: bytes) -> list[int]:
 
 def watermark_embed(image: PILImage.Image, *, ref: bytes) -> PILImage.Image:
     """`image` with `ref` (6 bytes) embedded invisibly; unchanged below WATERMARK_MIN_SIDE."""
-    import cv2
+    cv2 = opencv()
 
     if min(image.size) < WATERMARK_MIN_SIDE:
         return image
@@ -400,7 +400,7 @@ def watermark_embed(image: PILImage.Image, *, ref: bytes) -> PILImage.Image:
 
 def watermark_read(image: PILImage.Image) -> bytes | None:
     """The 6-byte reference embedded in `image`, or None when none reads back intact."""
-    import cv2
+    cv2 = opencv()
 
     if min(image.size) < WATERMARK_MIN_SIDE * 3 // 4:
         return None

@@ -22,10 +22,24 @@ generation/provenance.py chooses the payload, the size it is embedded at and the
 
 from __future__ import annotations
 
+import functools
+from types import ModuleType
+
 import numpy as np
 
 BLOCK = 4
 CHANNEL = 1  # U of YUV: the only channel with a scale
+
+
+@functools.cache
+def opencv() -> ModuleType:
+    """OpenCV, imported when first needed (it takes a while), working on the calling thread
+    alone: a worker marks several pictures at once on its own threads, and OpenCV's pool
+    beside them only adds switching (a 512x512 mark took 15% more CPU with it here)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
 
 
 def _block_dct(plane: np.ndarray, *, inverse: bool = False) -> np.ndarray:
@@ -35,7 +49,7 @@ def _block_dct(plane: np.ndarray, *, inverse: bool = False) -> np.ndarray:
     consecutive values of the plane, so one DCT_ROWS call does every block's rows, and
     another on the transpose every block's columns: the same numbers as block by block.
     """
-    import cv2
+    cv2 = opencv()
 
     flags = cv2.DCT_ROWS | (cv2.DCT_INVERSE if inverse else 0)
     rows = cv2.dct(np.ascontiguousarray(plane).reshape(-1, BLOCK), flags=flags)
@@ -130,7 +144,7 @@ def _largest_singular(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def dwt_dct_svd_embed(rgb: np.ndarray, bits: list[int], *, scale: int) -> np.ndarray:
     """imwatermark's EmbedDwtDctSvd(bits, scales=[0, scale, 0], block=4).encode, on RGB."""
-    import cv2
+    cv2 = opencv()
 
     yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)
     low, (horizontal, vertical, diagonal) = _low_band(yuv)
@@ -155,7 +169,7 @@ def dwt_dct_svd_embed(rgb: np.ndarray, bits: list[int], *, scale: int) -> np.nda
 
 def dwt_dct_svd_read(rgb: np.ndarray, length: int, *, scale: int) -> list[int]:
     """imwatermark's EmbedDwtDctSvd([], wmLen=length, scales=[0, scale, 0], block=4).decode."""
-    import cv2
+    cv2 = opencv()
 
     low, _ = _low_band(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV))
     s = np.linalg.svd(_blocks(_block_dct(low)))[1]  # with u and v: the same s as imwatermark
