@@ -150,7 +150,7 @@ def operator_dashboard(now: datetime | None = None) -> Dashboard:
         .exclude(worker="")
         .values_list("worker")
         .annotate(made=Sum("num_images"))
-        .order_by("-made")[:20]
+        .order_by("-made", "worker")[:20]
     )
     lanes: list[LaneNow] | None
     refusals: dict[str, list[int]] | None
