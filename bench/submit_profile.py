@@ -7,8 +7,9 @@ Run inside the embedded services (not a test; one process, one core):
 Reports CPU ms per submission (this process: Django, DRF, the services, the drivers), wall ms,
 SQL statements per submission (those Django runs, listed once for one submission; psycopg's
 BEGIN and COMMIT are not among them), Redis round trips (calls that write to a socket,
-pipelines counted once) and Redis commands (INFO commandstats). With PROFILE=1 it prints
-cProfile's top functions by their own time and cumulative time.
+pipelines counted once) and Redis commands (INFO commandstats). PROFILE=cpu (this process's
+CPU time) or any other value (wall time) prints cProfile's top functions by their own and
+cumulative time, or writes them to PROFILE_OUT; TIMERS=1 prints each step's inclusive CPU.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ cut into 4x4 blocks, each block's largest singular value after a DCT quantised t
 bit, computed here on all 1024 blocks (of a 256x256 picture) at once. imwatermark loops over
 the blocks in Python, a cv2.dct and an np.linalg.svd each: 24 ms of CPU per 512x512 image,
 six times all other host work on a GPU worker. In the same runs (2026-12-02, a busy 2-core
-host that took 44-56 ms for imwatermark's embed) this embeds in 6-8 ms, a seventh, about
-half of it now the resizes and copies around it; it reads in 5-8 ms against 21-34. The marks
+host that took 44-56 ms for imwatermark's embed) this embeds in 6-8 ms, a seventh; it reads
+in 5-8 ms against 21-34. Of watermark_embed's 10.7 ms of CPU in a later, slower hour, this
+module took 4.2: the resizes and conversions around it are the rest. The marks
 are imwatermark's to the last bit, and reads give the same bits
 (tests/generation/test_watermark.py compares them), because each step does imwatermark's
 arithmetic or comes within ~1e-15 of it: the haar DWT with PyWavelets' taps and order;
