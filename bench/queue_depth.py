@@ -37,8 +37,8 @@ from django.db import connection, transaction  # noqa: E402
 from bench.queue_fill import queue_fill  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import (  # noqa: E402
-    CLAIM_CANDIDATES_SQL,
     ahead_of_new,
+    claim_candidates_sql,
     job_claim_batch,
     job_queue_place,
     queue_index_add,
@@ -72,7 +72,8 @@ def claim_sql_ms() -> float:
     """The candidate query's planning and execution time, as PostgreSQL reports it."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) {CLAIM_CANDIDATES_SQL}", {"lanes": LANES, "flows": 32}
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {claim_candidates_sql(len(LANES))}",
+            {"lanes": LANES, "flows": 32},
         )
         [result] = cursor.fetchone()
     return result[0]["Planning Time"] + result[0]["Execution Time"]

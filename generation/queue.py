@@ -41,11 +41,13 @@ Structures.
   member per queued job, one per queued image. A job's place is its ZRANK and what runs
   before a new job is a ZCOUNT up to the tag it would get: O(log n) both.
 
-Costs. A claim reads the k best eligible flows of each lane (an index range scan, LIMIT k),
-then up to `room` jobs of each (an index range scan per flow): O(k log n), whatever the
-depth of the queue or the number of workspaces waiting at their cap, which are not in the
-flows' index. Admission stamps a job with one upsert of its flow row. A place or a wait
-estimate is one primary-key read and one Redis round trip. Nothing counts over the queue.
+Costs. A claim reads the k best eligible flows across its lanes (an index range scan per
+lane, LIMIT k, merged in order), then up to `room` jobs of each, none past the k-th flow's
+head (an index range scan per flow): O(k log n) and about k jobs read, whatever the depth of
+the queue, the workspaces' backlogs or the number of workspaces waiting at their cap, which
+are not in the flows' index. Admission stamps a job with one upsert of its flow row. A
+place or a wait estimate is one primary-key read and one Redis round trip. Nothing counts
+over the queue.
 
 Invariants.
 1. A queued job's (finish_tag, queue_seq) never changes and no two jobs share a queue_seq:
@@ -70,6 +72,7 @@ Invariants.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -309,23 +312,26 @@ def flows_wake(workspace_ids: Iterable[Any]) -> list[FlowHead]:
 
 # Claims
 
-# The k best flows of each lane that may run another job, then up to `room` queued jobs of
-# each in tag order, and never more than k (a claim takes at most k candidates, so a
-# workspace with a large cap and a deep backlog adds k rows, not its backlog). Both are
-# index range scans with a LIMIT (queueflow_eligible, then job_queued_by_workspace); the
-# merge across flows is left to Python.
-CLAIM_CANDIDATES_SQL = """
-    WITH flow AS (
-        SELECT eligible.workspace_id, eligible.room
-        FROM unnest(%(lanes)s::varchar[]) AS lane(name)
-        CROSS JOIN LATERAL (
-            SELECT workspace_id, max_in_flight - running AS room
-            FROM generation_queueflow
-            WHERE head_lane = lane.name AND head_finish IS NOT NULL
-              AND running < max_in_flight
-            ORDER BY head_finish, head_seq
-            LIMIT %(flows)s
-        ) AS eligible
+# The k best flows across the worker's lanes that may run another job (each lane's flows
+# by an index range scan with a LIMIT, merged in order: a Merge Append, nothing sorted),
+# then up to `room` queued jobs of each in tag order, never more than k, and none past the
+# k-th flow's head: those k heads come first, so no job after them is among the k best.
+# So a claim reads about k jobs, whatever the backlogs; the final merge is left to Python.
+_FLOW_ARM_SQL = """
+    (SELECT workspace_id, max_in_flight - running AS room, head_finish, head_seq
+     FROM generation_queueflow
+     WHERE head_lane = (%(lanes)s::varchar[])[{n}] AND head_finish IS NOT NULL
+       AND running < max_in_flight
+     ORDER BY head_finish, head_seq
+     LIMIT %(flows)s)
+"""
+_CANDIDATES_SQL = """
+    WITH flow AS MATERIALIZED (
+        SELECT * FROM ({arms}) AS best
+        ORDER BY head_finish, head_seq
+        LIMIT %(flows)s
+    ), bound AS (
+        SELECT MAX(head_finish) AS finish FROM flow HAVING COUNT(*) = %(flows)s
     )
     SELECT job.id, job.workspace_id, job.finish_tag, job.queue_seq, job.num_images, job.lane,
            flow.room, job.model, job.kind, job.width, job.height, job.steps, job.guidance,
@@ -335,13 +341,27 @@ CLAIM_CANDIDATES_SQL = """
                height, steps, guidance, strength, mask_image <> '' AS masked
         FROM generation_job
         WHERE workspace_id = flow.workspace_id AND status = 'queued'
+          AND finish_tag <= COALESCE((SELECT finish FROM bound), 9223372036854775807)
         ORDER BY finish_tag, queue_seq
         LIMIT LEAST(flow.room, %(flows)s)
     ) AS job
 """
 
+
+@functools.cache
+def claim_candidates_sql(lanes: int) -> str:
+    """The candidates' statement for a worker serving `lanes` lanes (one arm each)."""
+    arms = " UNION ALL ".join(_FLOW_ARM_SQL.format(n=n) for n in range(1, lanes + 1))
+    return _CANDIDATES_SQL.format(arms=arms)
+
+
+# The chosen flows, locked (SKIP LOCKED) with their room; set_config, evaluated with the
+# first row, turns off the wait for the commit's flush in the same round trip (a claim that
+# locks no flow starts nothing, and its commit writes nothing).
 _LOCK_FLOWS_SKIP_SQL = """
-    SELECT workspace_id, max_in_flight - running FROM generation_queueflow
+    SELECT workspace_id, max_in_flight - running,
+           set_config('synchronous_commit', 'off', true)
+    FROM generation_queueflow
     WHERE workspace_id = ANY(%(workspaces)s) ORDER BY workspace_id FOR UPDATE SKIP LOCKED
 """
 
@@ -440,7 +460,7 @@ class Candidate:
 def fair_candidates(*, lanes: list[str], limit: int) -> list[Candidate]:
     """Up to `limit` queued jobs of `lanes` that may run now, in the order they should."""
     with connection.cursor() as cursor:
-        cursor.execute(CLAIM_CANDIDATES_SQL, {"lanes": lanes, "flows": limit})
+        cursor.execute(claim_candidates_sql(len(lanes)), {"lanes": lanes, "flows": limit})
         rows = cursor.fetchall()
     rows.sort(key=lambda row: (row[2], row[3]))
     candidates: list[Candidate] = []
@@ -506,11 +526,10 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
             # crashes first, the jobs are queued again on recovery, and the worker's settle
             # (UPDATE ... WHERE worker = me AND status = 'running') finds them no longer its
             # own and discards its images. Nothing is charged or lost; a GPU waits less.
-            cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute(
                 _LOCK_FLOWS_SKIP_SQL, {"workspaces": list({c.workspace_id for c in batch})}
             )
-            room = dict(cursor.fetchall())
+            room = {workspace_id: room for workspace_id, room, _ in cursor.fetchall()}
             taken: Counter[Any] = Counter()
             chosen = []
             for candidate in batch:

@@ -210,6 +210,44 @@ def test_flows_stay_derived_from_their_jobs_through_any_sequence_of_changes() ->
         assert job_queue_place(job).position == position
 
 
+def best_candidates(lanes: list[str], limit: int) -> list[object]:
+    """What a claim may take first, by brute force: each workspace's queued jobs in tag
+    order, as many as its room under the cap, up to the first one in a lane not served;
+    merged in fair order, the first `limit`."""
+    allowed = []
+    for flow in QueueFlow.objects.filter(head_finish__isnull=False):
+        room = flow.max_in_flight - flow.running
+        if flow.head_lane not in lanes or room <= 0:
+            continue
+        queued = Job.objects.filter(workspace_id=flow.workspace_id, status=Job.Status.QUEUED)
+        for job in list(queued.order_by("finish_tag", "queue_seq"))[:room]:
+            if job.lane not in lanes:
+                break
+            allowed.append(job)
+    allowed.sort(key=lambda job: (job.finish_tag, job.queue_seq))
+    return [job.id for job in allowed[:limit]]
+
+
+def test_claim_candidates_are_the_best_jobs_that_may_run_by_brute_force() -> None:
+    """Fewer flows than the claim reads and more; workspaces at their cap, with backlogs
+    deeper than the claim, with jobs in two lanes (a plan changed while they waited); workers
+    serving some lanes. The candidates are exactly the best ones, in order."""
+    chooser = random.Random(7)
+    spaces = [workspace(f"w{n}") for n in range(40)]
+    for space in spaces:
+        lane = chooser.choice(LANES)
+        admit(space, lane, chooser.randint(0, 12), cap=chooser.randint(1, 4))
+        if chooser.random() < 0.2:  # a plan change: later jobs in another lane
+            admit(space, chooser.choice(LANES), chooser.randint(1, 3), cap=2)
+    for _ in range(6):
+        job_claim_batch(worker="w", lanes=LANES, max_images=chooser.randint(1, 8))
+    assert QueueFlow.objects.filter(head_finish__isnull=False, running__gt=0).exists()
+    for lanes in (LANES, ["priority"], ["standard", "free"], ["free", "priority"]):
+        for limit in (1, 5, 12, 32, 200):
+            found = [c.id for c in queue.fair_candidates(lanes=lanes, limit=limit)]
+            assert found == best_candidates(lanes, limit), (lanes, limit)
+
+
 def test_the_place_index_is_put_right_from_the_database() -> None:
     alice = workspace("alice")
     a1, _, a3 = admit(alice, "free", 3)

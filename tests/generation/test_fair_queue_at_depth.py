@@ -68,7 +68,7 @@ def test_claims_and_places_use_the_indexes_at_a_hundred_thousand_queued_jobs() -
 
     # The claim's plan: an index range scan over the eligible flows of each lane, then over
     # each flow's queued jobs; nothing sorted, nothing scanned whole.
-    claim_plan = plan_of(queue.CLAIM_CANDIDATES_SQL, {"lanes": LANES, "flows": 32})
+    claim_plan = plan_of(queue.claim_candidates_sql(len(LANES)), {"lanes": LANES, "flows": 32})
     types = {node["Node Type"] for node in nodes(claim_plan)}
     assert "Sort" not in types and "Seq Scan" not in types, types
     indexes = {node.get("Index Name") for node in nodes(claim_plan)}
@@ -117,7 +117,7 @@ def test_a_workspace_at_its_cap_does_not_lengthen_the_claim_s_scan() -> None:
     queue_fill(jobs=JOBS // 2, workspaces=WORKSPACES, index=False)
     assert QueueFlow.objects.get(workspace_id=flood).running == len(batch)
 
-    plan = plan_of(queue.CLAIM_CANDIDATES_SQL, {"lanes": LANES, "flows": 32})
+    plan = plan_of(queue.claim_candidates_sql(len(LANES)), {"lanes": LANES, "flows": 32})
     assert rows_read(plan, "generation_job") <= 3 * 32 * 4
     expected = fair_first()
     [first, *_] = sorted(
@@ -137,7 +137,7 @@ def test_a_workspace_with_a_large_cap_adds_no_more_than_a_claim_takes() -> None:
     flows_rebuild()
     assert QueueFlow.objects.get(workspace_id=big).max_in_flight == 10**6
 
-    plan = plan_of(queue.CLAIM_CANDIDATES_SQL, {"lanes": LANES, "flows": 32})
+    plan = plan_of(queue.claim_candidates_sql(len(LANES)), {"lanes": LANES, "flows": 32})
     assert rows_read(plan, "generation_job") <= 3 * 32 * 4 + 32
     expected = fair_first()
     batch = job_claim_batch(worker="w", lanes=LANES, max_images=8)
