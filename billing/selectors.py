@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.models import Plan, QuotaCounter, Subscription
 from billing.switches import operator_switches
-from config.sql import column_list
+from config.sql import column_list, model_rows
 
 # Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
 PLAN_STATUSES = Subscription.PLAN_STATUSES
@@ -66,7 +66,7 @@ def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
         "workspace": workspace.pk,
         "statuses": list(PLAN_STATUSES),
     }
-    for plan in Plan.objects.raw(PLAN_SQL, params):
+    for plan in model_rows(Plan, PLAN_SQL, params):
         return plan
     raise Plan.DoesNotExist("No default plan: run the migrations, which create one.")
 

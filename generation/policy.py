@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User, Workspace
 from billing.models import ModerationLevel, Plan
 from config.errors import DomainError
-from config.sql import column_list
+from config.sql import column_list, model_rows
 from generation.models import PolicyRefusal, PolicyRule, PolicyRuleTranslation
 
 # A leading phrase that asks for an imitation, replaced together with the term; matched on
@@ -143,7 +143,7 @@ def policy_check(
     """Raise PolicyRefused (422) for a prompt a rule refuses, and log it for review. Strict
     rules apply only at the strict level."""
     sql = _ACTIVE_RULES_SQL if level == ModerationLevel.STRICT else _STANDARD_RULES_SQL
-    match = policy_match(prompt, list(PolicyRule.objects.raw(sql)))
+    match = policy_match(prompt, model_rows(PolicyRule, sql, ()))
     if match is None:
         return
     PolicyRefusal.objects.create(

@@ -89,7 +89,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from config.sql import column_list
+from config.sql import column_list, model_rows
 from generation.models import Job
 
 logger = logging.getLogger(__name__)
@@ -544,7 +544,7 @@ def job_claim_batch(*, worker: str, lanes: list[str], max_images: int) -> list[J
                 "now": timezone.now(),
                 "all_lanes": list(settings.LANE_WEIGHTS),
             }
-            started = list(Job.objects.raw(_START_SQL, params))
+            started = model_rows(Job, _START_SQL, params)
             if not started:
                 continue
             queue_index_remove(started)
