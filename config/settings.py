@@ -389,6 +389,9 @@ SOURCE_PHOTO_RETENTION_DAYS = env_int("SOURCE_PHOTO_RETENTION_DAYS", 7, minimum=
 # A lane whose broker queue is empty while jobs have waited this long gets tickets again.
 TICKET_RESEND_AFTER = env_int("TICKET_RESEND_AFTER", 60, minimum=1)
 TICKET_RESEND_BATCH = env_int("TICKET_RESEND_BATCH", 8, minimum=1)
+# Admission sends a ticket (a worker's doorbell) only while fewer than this many wait in the
+# lane's broker queue: each one wakes a worker that drains the lane (generation/tickets.py).
+LANE_TICKETS_MAX = env_int("LANE_TICKETS_MAX", 16, minimum=1)
 # Overload control: how throughput is measured and how the waiting room paces retries.
 THROUGHPUT_SMOOTHING = 0.2  # weight of the newest batch in the seconds-per-image average
 DEFAULT_SECONDS_PER_IMAGE = float(env_int("DEFAULT_MS_PER_IMAGE", 2000, minimum=1)) / 1000

@@ -42,7 +42,7 @@ from generation.queue import (
     queue_index_add,
     queue_index_remove,
 )
-from generation.tickets import ticket_send
+from generation.tickets import ticket_ring
 
 MAX_SEED = 2**32 - 1
 
@@ -80,7 +80,7 @@ def request_fingerprint(params: dict[str, Any]) -> str:
 
 
 def _enqueue(job: Job) -> None:
-    ticket_send(job_id=job.id, lane=job.lane)
+    ticket_ring(job_id=job.id, lane=job.lane)
 
 
 @transaction.atomic
@@ -220,14 +220,6 @@ def jobs_of_suspended_cancel(*, jobs: list[Job]) -> list[Job]:
             with contextlib.suppress(DomainError):
                 job_cancel(job=job)
     return [job for job in jobs if job.workspace_id not in suspended]
-
-
-def job_ticket_again(*, job_id: Any) -> bool:
-    """Send another ticket for a job that is still queued."""
-    job = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).first()
-    if job is not None:
-        _enqueue(job)
-    return job is not None
 
 
 def jobs_wake_waiting(*, workspace_ids: list[Any]) -> int:

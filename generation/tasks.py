@@ -59,8 +59,9 @@ def _warm_up(**kwargs: object) -> None:
 
 @shared_task(name="generation.run_job", acks_late=True, ignore_result=True)
 def run_job(job_id: str) -> None:
-    """A ticket to run queued jobs. Every admitted job sends one; it wakes a worker, and the
-    database decides what runs (generation.worker.ticket_run, in fair order)."""
+    """A ticket to run queued jobs: a doorbell that wakes a worker (admission rings while a
+    lane has few waiting), and the database decides what runs (generation.worker.ticket_run,
+    in fair order)."""
     ticket_run(job_id)
 
 

@@ -1,7 +1,14 @@
-"""Tickets: the Celery messages that wake GPU workers. A ticket carries only a job id; the
-database decides what runs. So a lost ticket loses no work, as long as someone sends
-another: the sweeper re-sends tickets for a lane whose broker queue holds none while queued
-jobs wait there (a send that failed while Redis was away, a Redis that lost its data).
+"""Tickets: the Celery messages that wake GPU workers. A ticket is a doorbell: the worker that
+takes one claims whatever the database says runs next in its lanes (the job id it carries
+is for the logs), and keeps claiming while there is work, for up to DRAIN_SECONDS; one that
+stops at that deadline with work left rings again. So a lane needs a few waiting tickets,
+not one per queued job: admission rings only while fewer than LANE_TICKETS_MAX wait in the
+lane's broker queue (one LLEN). A million queued jobs hold a few kilobytes of the broker's
+memory, not a kilobyte each, and a submission to a busy lane skips Celery's send.
+
+A lost ticket loses no work: the sweeper sends tickets for a lane whose broker queue holds
+none while queued jobs wait there (a send that failed while Redis was away, a Redis that
+lost its data).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from redis.exceptions import RedisError
 
 from billing.models import Lane
 from generation.models import Job
+from generation.queue import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,21 @@ def ticket_send(*, job_id: Any, lane: str) -> bool:
         logger.warning("Could not send a ticket for job %s; the sweeper will", job_id)
         return False
     return True
+
+
+def ticket_ring(*, job_id: Any, lane: str) -> bool:
+    """Wake a worker for `lane`: send a ticket unless LANE_TICKETS_MAX already wait there
+    (each wakes a worker that drains the lane: more would only wait behind them). False
+    (logged) when the broker cannot take it; the sweeper sends one once it is back."""
+    try:
+        # kombu's Redis transport keeps a queue's messages (of the default priority, as
+        # tickets are sent) in a list named after the queue; the broker is REDIS_URL.
+        waiting = redis_client().llen(lane_queue(lane))
+    except RedisError:
+        waiting = 0  # let the send find out, and log it
+    if waiting >= settings.LANE_TICKETS_MAX:
+        return True
+    return ticket_send(job_id=job_id, lane=lane)
 
 
 def lane_tickets_waiting(lane: str) -> int:

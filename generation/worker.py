@@ -40,7 +40,7 @@ from config.metrics import (
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
 from generation.partials import denoising_steps, partials_plan
-from generation.queue import batch_image_limit, job_claim_batch
+from generation.queue import batch_image_limit, job_claim_batch, lanes_have_work
 from generation.safety import (
     OutputFlagged,
     job_refuse_output,
@@ -51,7 +51,6 @@ from generation.services import (
     job_fail,
     job_heartbeat,
     job_progress,
-    job_ticket_again,
     jobs_of_suspended_cancel,
     jobs_wake_waiting,
 )
@@ -63,6 +62,7 @@ from generation.settling import (
     SettleStage,
     batch_settle,
 )
+from generation.tickets import ticket_ring
 
 logger = logging.getLogger(__name__)
 
@@ -90,19 +90,20 @@ def pipeline_module() -> ModuleType:
 def ticket_run(job_id: str) -> None:
     """Run queued jobs for one ticket: the next batch, and more while there is work.
 
-    The worker keeps claiming batches for up to DRAIN_SECONDS, so the GPU does not wait for
-    a message between batches; the tickets of jobs that ran meanwhile do nothing, and one
-    whose job was passed over by fair order is sent again.
+    A ticket is a doorbell (generation/tickets.py): whichever job it names, the worker claims
+    what runs next in its lanes, batch after batch for up to DRAIN_SECONDS, so the GPU does
+    not wait for a message between batches. One that stops at that deadline with work left
+    rings again; one that finds nothing it may take returns at once.
 
     With WORKER_PIPELINE (the default) the GPU does not wait for the host either: while it
     renders a batch, the next one is claimed on a thread and the last one is encoded, stored
     and settled by a SettleStage. The ticket returns once every batch it rendered is settled.
     """
-    if not Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).exists():
-        return  # its job already ran in an earlier batch (or was cancelled)
+    if not lanes_have_work(settings.WORKER_LANES):
+        return  # what the ticket rang for already ran (or was cancelled, or waits at a cap)
     worker = worker_id()
-    ran: set[str] = set()
     deadline = time.monotonic() + DRAIN_SECONDS
+    stopped_in: str | None = None  # the lane of the last batch, when the deadline stopped it
 
     with Heartbeat(worker) as beats, contextlib.ExitStack() as stack:
 
@@ -143,14 +144,13 @@ def ticket_run(job_id: str) -> None:
         claimed, jobs = claim()
         # Until nothing is left that it may take (held-back jobs are woken when others end).
         while claimed:
-            ran.update(str(job.pk) for job in claimed)
             more = time.monotonic() < deadline
             if claimer is not None and more:
                 claimer.start()  # the next batch is claimed while the GPU renders this one
             if jobs:
                 run_batch(jobs, worker=worker, settle=settle, beats=beats)
             if not more:
-                claimed, jobs = [], []
+                stopped_in, claimed, jobs = claimed[0].lane, [], []
             elif claimer is None:
                 claimed, jobs = claim()
             elif not (claimed_jobs := claimer.result())[0]:
@@ -160,9 +160,10 @@ def ticket_run(job_id: str) -> None:
                 claimed, jobs = claim()
             else:
                 claimed, jobs = claimed_jobs
-    if ran and job_id not in ran:
-        # Fair order ran other jobs first: this job still needs a ticket of its own.
-        job_ticket_again(job_id=job_id)
+    if stopped_in and lanes_have_work(settings.WORKER_LANES):
+        # Stopped at the deadline with work left: ring for the next drain (this worker's
+        # or another's), which admission would not while the lane's tickets were many.
+        ticket_ring(job_id=job_id, lane=stopped_in)
 
 
 class ClaimAhead:

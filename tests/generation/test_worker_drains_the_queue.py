@@ -6,11 +6,15 @@ connections of their own, which see only what is committed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from uuid import UUID
+
 import pytest
 from django.test import override_settings
 
-from generation import tasks, worker
+from generation import tasks, tickets, worker
 from generation.models import Job
+from generation.queue import redis_client
 from tests.conftest import make_person, small_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,3 +49,50 @@ def test_a_ticket_stops_taking_batches_after_drain_seconds(
     assert sorted(statuses.values()) == ["queued", "queued", "queued", "succeeded", "succeeded"]
     tasks.run_job.run(ids[4])  # the next ticket goes on
     assert Job.objects.filter(status="succeeded").count() == 4
+
+
+def lane_tickets(lane: str = "priority") -> int:
+    """Tickets waiting in the lane's broker queue (pro jobs run in the priority lane, which
+    the suite's shared worker does not serve: these stay until the test takes them away)."""
+    return tickets.lane_tickets_waiting(lane)
+
+
+@pytest.fixture
+def empty_priority_lane() -> Iterator[None]:
+    redis_client().delete(tickets.lane_queue("priority"))
+    yield
+    redis_client().delete(tickets.lane_queue("priority"))
+
+
+@override_settings(LANE_TICKETS_MAX=3)
+def test_a_busy_lane_holds_a_few_tickets_not_one_per_job(empty_priority_lane: None) -> None:
+    ids = submit_jobs(8)
+    assert Job.objects.filter(pk__in=ids, status="queued").count() == 8
+    assert lane_tickets() == 3  # admission rang while fewer than LANE_TICKETS_MAX waited
+    tasks.run_job.run(ids[0])  # a worker takes one: it drains the lane
+    assert set(Job.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert lane_tickets() == 3  # it stopped with nothing left: no ring
+
+
+def test_a_ticket_whose_job_already_ran_still_drains_the_lane() -> None:
+    ids = submit_jobs(3)
+    Job.objects.filter(pk=ids[0]).update(status="cancelled")  # its own job is gone
+    tasks.run_job.run(ids[0])  # a doorbell: the others still run
+    statuses = dict(Job.objects.values_list("id", "status"))
+    assert [statuses[UUID(i)] for i in ids] == ["cancelled", "succeeded", "succeeded"]
+
+
+@override_settings(GENERATION_BATCH_SIZE=2)
+def test_a_ticket_stopped_at_its_deadline_with_work_left_rings_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker, "DRAIN_SECONDS", 0.0)
+    rung: list[str] = []  # the worker's own rings (settling also wakes a workspace's next job)
+    monkeypatch.setattr(worker, "ticket_ring", lambda **ticket: rung.append(ticket["lane"]))
+    ids = submit_jobs(3)
+    tasks.run_job.run(ids[0])  # one batch of two, then the deadline
+    assert Job.objects.filter(status="queued").count() == 1
+    assert rung == ["priority"]  # rung for the job left
+    tasks.run_job.run(ids[0])  # the next ticket runs it and stops with nothing left
+    assert Job.objects.filter(status="succeeded").count() == 3
+    assert rung == ["priority"]
