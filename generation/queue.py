@@ -445,21 +445,21 @@ _START_SQL = f"""
 """  # noqa: S608 (composed of constants: the job's column names)
 
 
-_LANES_HAVE_WORK_SQL = """
-    SELECT EXISTS (
-        SELECT 1 FROM generation_queueflow
-        WHERE head_lane = ANY(%(lanes)s::varchar[]) AND head_finish IS NOT NULL
-          AND running < max_in_flight
-    )
+_LANE_WITH_WORK_SQL = """
+    SELECT head_lane FROM generation_queueflow
+    WHERE head_lane = ANY(%(lanes)s::varchar[]) AND head_finish IS NOT NULL
+      AND running < max_in_flight
+    LIMIT 1
 """
 
 
-def lanes_have_work(lanes: list[str]) -> bool:
-    """Whether a worker serving `lanes` may take a job now: a flow with room whose head is in
-    one of them (an index lookup on queueflow_eligible)."""
+def lane_with_work(lanes: list[str]) -> str | None:
+    """One of `lanes` where a worker may take a job now (a flow with room has its head
+    there), or None: an index lookup on queueflow_eligible."""
     with connection.cursor() as cursor:
-        cursor.execute(_LANES_HAVE_WORK_SQL, {"lanes": lanes})
-        return bool(cursor.fetchone()[0])
+        cursor.execute(_LANE_WITH_WORK_SQL, {"lanes": lanes})
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @dataclass(frozen=True)

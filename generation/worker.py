@@ -40,7 +40,7 @@ from config.metrics import (
 from generation.models import Job
 from generation.notify import job_event, job_events_on_commit
 from generation.partials import denoising_steps, partials_plan
-from generation.queue import batch_image_limit, job_claim_batch, lanes_have_work
+from generation.queue import batch_image_limit, job_claim_batch, lane_with_work
 from generation.safety import (
     OutputFlagged,
     job_refuse_output,
@@ -99,11 +99,11 @@ def ticket_run(job_id: str) -> None:
     renders a batch, the next one is claimed on a thread and the last one is encoded, stored
     and settled by a SettleStage. The ticket returns once every batch it rendered is settled.
     """
-    if not lanes_have_work(settings.WORKER_LANES):
+    if lane_with_work(settings.WORKER_LANES) is None:
         return  # what the ticket rang for already ran (or was cancelled, or waits at a cap)
     worker = worker_id()
     deadline = time.monotonic() + DRAIN_SECONDS
-    stopped_in: str | None = None  # the lane of the last batch, when the deadline stopped it
+    stopped = False  # by the deadline, with a batch claimed
 
     with Heartbeat(worker) as beats, contextlib.ExitStack() as stack:
 
@@ -150,7 +150,7 @@ def ticket_run(job_id: str) -> None:
             if jobs:
                 run_batch(jobs, worker=worker, settle=settle, beats=beats)
             if not more:
-                stopped_in, claimed, jobs = claimed[0].lane, [], []
+                stopped, claimed, jobs = True, [], []
             elif claimer is None:
                 claimed, jobs = claim()
             elif not (claimed_jobs := claimer.result())[0]:
@@ -160,10 +160,12 @@ def ticket_run(job_id: str) -> None:
                 claimed, jobs = claim()
             else:
                 claimed, jobs = claimed_jobs
-    if stopped_in and lanes_have_work(settings.WORKER_LANES):
-        # Stopped at the deadline with work left: ring for the next drain (this worker's
-        # or another's), which admission would not while the lane's tickets were many.
-        ticket_ring(job_id=job_id, lane=stopped_in)
+    if stopped and (lane := lane_with_work(settings.WORKER_LANES)) is not None:
+        # Stopped at the deadline with work left: ring for the next drain (this worker's or
+        # another's) in a lane that has the work (a ticket in the lane it last ran could
+        # wake a worker that serves only that one), which admission would not while the
+        # lane's tickets were many.
+        ticket_ring(job_id=job_id, lane=lane)
 
 
 class ClaimAhead:

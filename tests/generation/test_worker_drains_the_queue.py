@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from django.test import override_settings
 
-from generation import tasks, tickets, worker
+from generation import services, tasks, tickets, worker
 from generation.models import Job
 from generation.queue import redis_client
 from tests.conftest import make_person, small_job
@@ -96,3 +96,22 @@ def test_a_ticket_stopped_at_its_deadline_with_work_left_rings_again(
     tasks.run_job.run(ids[0])  # the next ticket runs it and stops with nothing left
     assert Job.objects.filter(status="succeeded").count() == 3
     assert rung == ["priority"]
+
+
+@override_settings(GENERATION_BATCH_SIZE=2, WORKER_LANES=["priority", "free"])
+def test_the_ring_goes_to_a_lane_with_the_work_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker of two lanes stops after a priority batch with only a free job left: it rings
+    the free lane, whose workers can run it (a priority-only worker could not)."""
+    monkeypatch.setattr(worker, "DRAIN_SECONDS", 0.0)
+    rung: list[str] = []
+    monkeypatch.setattr(worker, "ticket_ring", lambda **ticket: rung.append(ticket["lane"]))
+    # Admission's own rings stay here too: a ticket in the free lane would wake the e2e
+    # tests' shared worker, which serves it, and race this test for the free job.
+    monkeypatch.setattr(services, "ticket_ring", lambda **ticket: True)
+    paid = submit_jobs(2)
+    free = make_person("drain-free@example.com").client()
+    free_id = free.post("/api/v1/generations", small_job(steps=1), format="json").json()["id"]
+    tasks.run_job.run(paid[0])  # the two paid jobs (their tags come first), then the deadline
+    statuses = dict(Job.objects.values_list("id", "status"))
+    assert [statuses[UUID(i)] for i in [*paid, free_id]] == ["succeeded", "succeeded", "queued"]
+    assert rung == ["free"]
