@@ -53,10 +53,8 @@ def ticket_ring(*, job_id: Any, lane: str) -> bool:
     (each wakes a worker that drains the lane: more would only wait behind them). False
     (logged) when the broker cannot take it; the sweeper sends one once it is back."""
     try:
-        # kombu's Redis transport keeps a queue's messages (of the default priority, as
-        # tickets are sent) in a list named after the queue; the broker is REDIS_URL.
-        waiting = redis_client().llen(lane_queue(lane))
-    except RedisError:
+        waiting = lane_tickets_waiting(lane)
+    except BROKER_ERRORS:
         waiting = 0  # let the send find out, and log it
     if waiting >= settings.LANE_TICKETS_MAX:
         return True
@@ -64,19 +62,19 @@ def ticket_ring(*, job_id: Any, lane: str) -> bool:
 
 
 def lane_tickets_waiting(lane: str) -> int:
-    """Tickets waiting in the lane's broker queue (not counting those being worked on)."""
-    with current_app.connection_for_write() as connection:
-        # Declaring is idempotent, and counts 0 for a queue nobody declared yet.
-        channel: Any = connection.default_channel  # kombu's virtual channel declares queues
-        declared = channel.queue_declare(queue=lane_queue(lane))
-        return int(declared.message_count)
+    """Tickets waiting in the lane's broker queue (not counting those being worked on).
+
+    kombu's Redis transport keeps a queue's messages of the default priority, as tickets are
+    sent, in a list named after the queue, and the broker is REDIS_URL: one LLEN (0 for a
+    queue nobody declared yet)."""
+    return int(redis_client().llen(lane_queue(lane)))
 
 
 def tickets_resend(*, at: datetime | None = None) -> int:
     """For each lane whose broker queue is empty while jobs have waited there longer than
     TICKET_RESEND_AFTER, send tickets for the oldest few (TICKET_RESEND_BATCH). Workers
-    claim in fair order whatever the ticket names, and a worker passed over sends its own
-    ticket again, so a few tickets restart a lane. Returns the tickets sent."""
+    claim in fair order whatever the ticket names, and one stopped at its deadline with work
+    left rings again, so a few tickets restart a lane. Returns the tickets sent."""
     stale_before = (at or timezone.now()) - timedelta(seconds=settings.TICKET_RESEND_AFTER)
     sent = 0
     for lane in Lane.values:
