@@ -11,8 +11,9 @@ paid workspace flooding the queue. A refused client waits its Retry-After once a
 again (clients told to wait more than MAX_RETRY_AFTER give up). Printed: the paid jobs'
 wait (created to started) at each load, p50 / p95 / p99, with the p95 relative to 1x (goal
 at 10x: <= 2), free acceptance, the share of retries that are accepted (goal >= 0.8),
-Jain's fairness index across the free workspaces (goal >= 0.9), and images or credits lost
-(must be 0).
+Jain's fairness index across the free workspaces (goal >= 0.9), images or credits lost
+(must be 0), and how honest the estimated start each admitted job was given is (free and paid
+jobs' estimates against their waits).
 
 The workers run with GENERATION_BATCH_SECONDS=BATCH_SECONDS: at the simulated second per
 image a batch then holds its worker for at most that long, so a paid job that arrives just
@@ -77,6 +78,7 @@ class Outcome:
     retried: bool = False
     retry_status: int = 0
     job_ids: list[str] = field(default_factory=list)
+    estimates: dict[str, float] = field(default_factory=dict)  # job id: estimated start, s
     # Sent with the first attempt and the retry, as a careful API client does: the server
     # keeps a refused request's slot in the waiting room for that request (the same body
     # under the same key), not for another request of its workspace.
@@ -192,7 +194,9 @@ class Load:
                 response = requests.Response()
                 response.status_code = 0
             if response.status_code == 202:
-                outcome.job_ids.append(response.json()["id"])
+                job = response.json()
+                outcome.job_ids.append(job["id"])
+                outcome.estimates[job["id"]] = job["estimated_start_seconds"] or 0
             if retry:
                 outcome.retry_status = response.status_code
             else:
@@ -228,6 +232,35 @@ def percentile(values: list[float], q: float) -> float:
 
 def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if any(values) else 1.0
+
+
+def estimate_errors(outcomes: list[Outcome], jobs: dict[str, Job]) -> None:
+    """How honest the estimated start each admitted job was given is: for free and paid jobs
+    at each level, the median estimate and wait, the share that waited over 10 s past its
+    estimate, and the rate at which that kind's jobs started (jobs over the span of their
+    starts)."""
+    for kind in ("free", "paid"):
+        for level in LEVELS:
+            pairs = [
+                (estimate, (jobs[job_id].started_at - jobs[job_id].created_at).total_seconds())
+                for o in outcomes if o.kind == kind and o.phase == level
+                for job_id, estimate in o.estimates.items()
+            ]  # fmt: skip
+            if not pairs:
+                continue
+            starts = sorted(
+                jobs[job_id].started_at
+                for o in outcomes if o.kind == kind and o.phase == level
+                for job_id in o.job_ids
+            )  # fmt: skip
+            span = max((starts[-1] - starts[0]).total_seconds(), 1.0)
+            late = sum(wait > estimate + 10 for estimate, wait in pairs) / len(pairs)
+            print(
+                f"{kind} estimates at {level:2d}x: estimated p50 "
+                f"{percentile([e for e, _ in pairs], 0.5):5.1f} s, waited p50 "
+                f"{percentile([w for _, w in pairs], 0.5):5.1f} s, {late:.0%} over 10 s late; "
+                f"{len(starts) / span:.2f} jobs/s started over {span:.0f} s"
+            )
 
 
 def paid_wait_causes(outcomes: list[Outcome], jobs: dict[str, Job]) -> None:
@@ -341,6 +374,8 @@ def main() -> None:
             f"p95 {percentile(free_waits[level], 0.95):5.2f} s "
             f"(promised at most {plans['free'].max_wait_seconds} s; {len(free_waits[level])} jobs)"
         )
+
+    estimate_errors(outcomes, jobs)
 
     free_10x = [o for o in outcomes if o.kind == "free" and o.phase == 10]
     free_accept = sum(o.first_status == 202 for o in free_10x) / max(len(free_10x), 1)
