@@ -241,18 +241,15 @@ def estimate_errors(outcomes: list[Outcome], jobs: dict[str, Job]) -> None:
     starts)."""
     for kind in ("free", "paid"):
         for level in LEVELS:
-            pairs = [
-                (estimate, (jobs[job_id].started_at - jobs[job_id].created_at).total_seconds())
+            admitted = [
+                (estimate, jobs[job_id])
                 for o in outcomes if o.kind == kind and o.phase == level
                 for job_id, estimate in o.estimates.items()
             ]  # fmt: skip
-            if not pairs:
+            if not admitted:
                 continue
-            starts = sorted(
-                jobs[job_id].started_at
-                for o in outcomes if o.kind == kind and o.phase == level
-                for job_id in o.job_ids
-            )  # fmt: skip
+            pairs = [(e, (j.started_at - j.created_at).total_seconds()) for e, j in admitted]
+            starts = sorted(job.started_at for _, job in admitted)
             span = max((starts[-1] - starts[0]).total_seconds(), 1.0)
             late = sum(wait > estimate + 10 for estimate, wait in pairs) / len(pairs)
             print(
