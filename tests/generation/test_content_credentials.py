@@ -100,6 +100,38 @@ def test_each_thread_signs_with_its_own_signer_kept_for_every_image() -> None:
         assert assertion(manifest, "org.atelier.image")["image"] == str(image_id)
 
 
+def test_a_key_that_is_not_the_certificates_signs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """c2pa does not read back each manifest it signs: each new signer signs a probe and
+    reads it back, and credentials whose manifests do not validate sign no image."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    good = credentials()
+    other_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    wrong = provenance.Credentials(good.chain, other_key, good.anchors)
+
+    def sign_in_a_new_thread() -> bytes:  # a thread of its own: its own, new signer
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(
+                content_credentials_sign,
+                encoded("PNG"),
+                "image/png",
+                claims=ImageClaims(uuid.uuid4(), "atelier-demo"),
+            ).result()
+
+    monkeypatch.setattr(provenance, "credentials", lambda: wrong)
+    with pytest.raises(provenance.SigningFailed, match="C2PA_SIGNING_KEY"):
+        sign_in_a_new_thread()
+    monkeypatch.setattr(provenance, "credentials", lambda: good)
+    state, _ = read_back(sign_in_a_new_thread(), "image/png")
+    assert state == "Trusted"
+
+
 def test_a_changed_pixel_breaks_the_manifest() -> None:
     signed = content_credentials_sign(
         encoded("JPEG"), "image/jpeg", claims=ImageClaims(uuid.uuid4(), "m")
