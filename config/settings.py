@@ -399,6 +399,9 @@ WORKER_ALIVE_INTERVAL = 10
 WORKER_ALIVE_TIMEOUT = env_int("WORKER_ALIVE_TIMEOUT", 30, minimum=5)
 WAITING_ROOM_GRACE = env_int("WAITING_ROOM_GRACE", 60, minimum=1)
 WAITING_ROOM_MAX_SLOTS = env_int("WAITING_ROOM_MAX_SLOTS", 100, minimum=1)  # per workspace
+# A slot further ahead than this (seconds) is not booked: the client is told when to try
+# again, and no place is kept that would hold the lane if it gave up (generation/overload.py).
+WAITING_ROOM_HORIZON = env_int("WAITING_ROOM_HORIZON", 300, minimum=1)
 FREE_TIER_PAUSED_RETRY_AFTER = env_int("FREE_TIER_PAUSED_RETRY_AFTER", 300, minimum=1)
 # GET /api/v1/status is public: computed at most once per this many seconds for all callers,
 # and each address may ask STATUS_RATE times.

@@ -13,7 +13,11 @@ Each refused request books a slot in its lane's waiting room: the Retry-After it
 the slot's time, slots are spaced at the lane's service rate, and the same request coming
 back at its slot is admitted ahead of newcomers (another request of its workspace that
 arrives first does not take it). So waiting as told pays off, and newcomers queue behind
-those who waited.
+those who waited. A slot further ahead than WAITING_ROOM_HORIZON is not booked: the request
+is told when to try again, with no place kept. A booked slot holds the lane whether or not
+its client comes back, so this bounds what clients who gave up can hold: without it, a
+flood of refusals books the lane hours ahead, and a newcomer to an emptied queue is still
+told to wait behind them.
 """
 
 from __future__ import annotations
@@ -82,18 +86,23 @@ return 0
 """
 
 # Book the lane's next slot for one refused request of a workspace; a workspace holding
-# `max` slots is given its latest one instead. KEYS: lane's next slot, workspace's slots;
-# ARGV: earliest, spacing, now, grace, max, unique member.
+# `max` slots is given its latest one instead; a slot past the horizon is not booked (the
+# lane's next slot stays where it was). Returns {slot, 1 if booked or given else 0}.
+# KEYS: lane's next slot, workspace's slots; ARGV: earliest, spacing, now, grace, max,
+# unique member, horizon.
 _BOOK = """
 local slots = redis.call('ZCARD', KEYS[2])
 if slots >= tonumber(ARGV[5]) then
-    return redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+    return {redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2], 1}
 end
 local slot = math.max(tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[1]) or '0'))
+if slot - tonumber(ARGV[3]) > tonumber(ARGV[7]) then
+    return {tostring(slot), 0}
+end
 redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[2])))
 redis.call('ZADD', KEYS[2], slot, ARGV[6])
 redis.call('EXPIRE', KEYS[2], math.ceil(slot - tonumber(ARGV[3]) + tonumber(ARGV[4])))
-return tostring(slot)
+return {tostring(slot), 1}
 """
 
 
@@ -104,13 +113,16 @@ def _use_due_slot(workspace: Workspace, request: str, now: float) -> bool:
 
 def _book_slot(
     *, workspace: Workspace, request: str, lane: str, earliest: float, spacing: float
-) -> float:
+) -> tuple[float, bool]:
+    """The slot to come back at, and whether a place is kept there."""
     keys = [_room_key(lane), _slots_key(workspace)]
     arguments: list[str | float] = [
         earliest, spacing, time.time(), settings.WAITING_ROOM_GRACE,
         settings.WAITING_ROOM_MAX_SLOTS, f"{request}:{uuid.uuid4().hex}",
+        settings.WAITING_ROOM_HORIZON,
     ]  # fmt: skip
-    return float(_redis().eval(_BOOK, 2, *keys, *arguments))
+    slot, kept = _redis().eval(_BOOK, 2, *keys, *arguments)
+    return float(slot), bool(kept)
 
 
 def admission_check(
@@ -170,20 +182,23 @@ def admission_check(
     if held and _use_due_slot(workspace, request, now):
         return None  # a refused request came back at its slot: it waited its turn
     spacing = images / rate
-    slot = _book_slot(
+    slot, kept = _book_slot(
         workspace=workspace,
         request=request,
         lane=plan.lane,
         earliest=now + wait - plan.max_wait_seconds,
         spacing=spacing,
     )
-    raise _come_back(slot - now)
+    raise _come_back(slot - now, kept=kept)
 
 
-def _come_back(seconds: float) -> Overloaded:
+def _come_back(seconds: float, *, kept: bool = True) -> Overloaded:
     retry_after = max(math.ceil(seconds), 1)
-    return Overloaded(
-        retry_after=retry_after,
-        message=_("We are over capacity right now. Your place is kept: try again in %(wait)s.")
-        % {"wait": wait_text(retry_after)},
-    )
+    if kept:
+        message = _("We are over capacity right now. Your place is kept: try again in %(wait)s.")
+    else:
+        message = _(
+            "We are over capacity right now and cannot keep a place that far ahead. "
+            "Please try again in %(wait)s."
+        )
+    return Overloaded(retry_after=retry_after, message=message % {"wait": wait_text(retry_after)})

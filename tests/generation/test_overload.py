@@ -65,6 +65,36 @@ def test_a_client_that_waits_its_retry_after_is_admitted_ahead_of_newcomers(
         assert post(carol).status_code == 202
 
 
+def test_no_place_is_kept_past_the_horizon_so_clients_who_gave_up_hold_the_lane_no_longer(
+    alice: Person, slow_gpus: None, settings: object
+) -> None:
+    """Behind one queued image at 100 s an image, refused free workspaces are given places
+    100 s apart up to WAITING_ROOM_HORIZON ahead; past it they are told when to try again,
+    with no place kept, and the lane's timetable stops there. So once the queue empties, a
+    newcomer waits behind the places kept within the horizon, not behind every refusal (it
+    was told 2,041 s after twenty refusals when every one was booked)."""
+    settings.WAITING_ROOM_HORIZON = 300  # type: ignore[attr-defined]
+    with time_machine.travel(time.time(), tick=False):
+        queued = post(alice)
+        assert queued.status_code == 202
+        refusals = [post(make_person(f"p{n}@example.com")) for n in range(20)]
+        assert {r.status_code for r in refusals} == {503}
+        waits = [int(r["Retry-After"]) for r in refusals]
+        assert [round(w, -1) for w in waits[:3]] == [40, 140, 240]  # kept, 100 s apart
+        assert all("place is kept" in r.json()["error"]["message"] for r in refusals[:3])
+        past = waits[3:]  # the next place would be 340 s ahead: none is booked
+        assert len(set(past)) == 1 and 300 < past[0] <= 400
+        for refused in refusals[3:]:
+            error = refused.json()["error"]
+            assert error["code"] == "overloaded" and error["retry_after"] == past[0]
+            assert "cannot keep a place" in error["message"]
+
+        alice.client().post(f"/api/v1/generations/{queued.json()['id']}/cancel")
+        newcomer = post(make_person("late@example.com"))
+        assert newcomer.status_code == 503  # behind the three places kept, and no further
+        assert int(newcomer["Retry-After"]) <= 300 + 100
+
+
 def test_pausing_the_free_tier_takes_effect_without_a_restart(
     alice: Person, admin_client: Client
 ) -> None:
