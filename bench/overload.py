@@ -79,6 +79,7 @@ class Outcome:
     retry_status: int = 0
     job_ids: list[str] = field(default_factory=list)
     estimates: dict[str, float] = field(default_factory=dict)  # job id: estimated start, s
+    errors: list[str] = field(default_factory=list)  # what the client raised for no answer
     # Sent with the first attempt and the retry, as a careful API client does: the server
     # keeps a refused request's slot in the waiting room for that request (the same body
     # under the same key), not for another request of its workspace.
@@ -189,8 +190,9 @@ class Load:
                     },
                     timeout=60,
                 )  # fmt: skip
-            except requests.RequestException:
+            except requests.RequestException as exc:
                 session = requests.Session()  # the server dropped the connection: count it
+                outcome.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 response = requests.Response()
                 response.status_code = 0
             if response.status_code == 202:
@@ -409,6 +411,8 @@ def main() -> None:
     dropped = sum(o.first_status == 0 or (o.retried and o.retry_status == 0) for o in outcomes)
     print(f"admitted {len(admitted)}, succeeded {succeeded}, lost {lost} (must be 0)")
     print(f"requests without an answer (connection dropped): {dropped}")
+    for error, count in Counter(e for o in outcomes for e in o.errors).most_common():
+        print(f"  {count} x {error}")  # a reused keep-alive connection the server closed idle?
     paid = " ".join(
         f"paid_p{round(q * 100)}_{level}x={percentile(waits[level], q):.2f}"
         for level in (1, 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,12 +39,12 @@ def default_plan() -> Plan:
     return Plan.objects.get(is_default=True)
 
 
-# The plan in force for a workspace at a moment, as one row: Subscription.plan_at's rule (a
-# plan-giving status; the default plan once a grace period has ended; a scheduled downgrade
-# from its date), else the default plan. One statement with no ORM compilation: every API
-# request reads it (tests/billing/test_plan_in_force.py holds it to plan_at).
-PLAN_SQL = f"""
-    SELECT {column_list(Plan)} FROM billing_plan WHERE id = COALESCE(
+def _plan_in_force(workspace: str) -> str:
+    """The id of the plan in force at %(at)s for the workspace that `workspace` (an SQL
+    expression) names: Subscription.plan_at's rule (a plan-giving status; the default plan
+    once a grace period has ended; a scheduled downgrade from its date), else the default
+    plan."""
+    return f"""COALESCE(
         (SELECT CASE
                     WHEN sub.grace_period_ends_at IS NOT NULL
                          AND %(at)s >= sub.grace_period_ends_at THEN NULL
@@ -52,10 +53,25 @@ PLAN_SQL = f"""
                     ELSE sub.plan_id
                 END
          FROM billing_subscription AS sub
-         WHERE sub.workspace_id = %(workspace)s AND sub.status = ANY(%(statuses)s)),
+         WHERE sub.workspace_id = {workspace} AND sub.status = ANY(%(statuses)s)),
         (SELECT id FROM billing_plan WHERE is_default)
-    )
+    )"""  # noqa: S608 (`workspace` is one of this module's constant expressions)
+
+
+# The plan in force for a workspace at a moment, as one row. One statement with no ORM
+# compilation: every API request reads it (tests/billing/test_plan_in_force.py holds it to
+# Subscription.plan_at).
+PLAN_SQL = f"""
+    SELECT {column_list(Plan)} FROM billing_plan WHERE id = {_plan_in_force("%(workspace)s")}
 """  # noqa: S608 (composed of constants: the model's column names)
+
+# How long each of several workspaces' images are kept, by the same rule, in one statement:
+# a settle stores a batch's images, whose jobs fair turns take from as many workspaces.
+RETENTION_SQL = f"""
+    SELECT workspace.id, plan.retention_days
+    FROM unnest(%(workspaces)s::uuid[]) AS workspace (id)
+    JOIN billing_plan AS plan ON plan.id = {_plan_in_force("workspace.id")}
+"""  # noqa: S608 (composed of constants)
 
 
 def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
@@ -69,6 +85,18 @@ def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
     for plan in model_rows(Plan, PLAN_SQL, params):
         return plan
     raise Plan.DoesNotExist("No default plan: run the migrations, which create one.")
+
+
+def retention_days_for(workspace_ids: Iterable[Any], at: datetime | None = None) -> dict[Any, int]:
+    """Each workspace's image retention in days, from the plan in force (plan_for's rule)."""
+    params: dict[str, Any] = {
+        "at": at or timezone.now(),
+        "workspaces": list(workspace_ids),
+        "statuses": list(PLAN_STATUSES),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(RETENTION_SQL, params)
+        return dict(cursor.fetchall())
 
 
 # The override in force at a moment: the newest one not yet expired.

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from accounts.models import ApiKey, User, Workspace
 from billing.models import Plan
 from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quotas_capture
-from billing.selectors import QuotaStatus, plan_for
+from billing.selectors import QuotaStatus, plan_for, retention_days_for
 from config.errors import DomainError
 from config.logs import current_request_id
 from config.metrics import JOBS_FINISHED
@@ -309,9 +309,10 @@ def jobs_settle(
     meanwhile) are removed."""
     names = {job.pk: files for job, _, files in results}
     now = timezone.now()
+    workspaces = {job.workspace_id for job, _, _ in results}
     retention = {
-        workspace_id: timedelta(days=plan_for(Workspace(pk=workspace_id)).retention_days)
-        for workspace_id in {job.workspace_id for job, _, _ in results}
+        workspace_id: timedelta(days=days)
+        for workspace_id, days in retention_days_for(workspaces, at=now).items()
     }
     with transaction.atomic():
         with flows_held({job.workspace_id for job, _, _ in results}), connection.cursor() as cursor:
