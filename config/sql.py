@@ -13,15 +13,17 @@ from django.db.models.sql import Query
 M = TypeVar("M", bound=Model)
 
 
-def column_list(model: type[Model]) -> str:
+def column_list(model: type[Model], table: str = "") -> str:
     """The model's columns, named, for a raw statement to select (or return) instead of `*`.
 
     Connections prepare the statements they repeat (DB_PREPARE_THRESHOLD), and PostgreSQL
     refuses to run a prepared statement whose result columns changed ("cached plan must not
     change result type"): after a migration adds a column, a prepared `SELECT *` would fail
     on every connection that prepared it until its process restarted. Named columns keep the
-    statement's result as the code that prepared it expects."""
-    return ", ".join(f'"{field.column}"' for field in model._meta.concrete_fields)
+    statement's result as the code that prepared it expects. `table` qualifies each column
+    with that name (an alias), for a statement that joins several models' tables."""
+    qualifier = f'"{table}".' if table else ""
+    return ", ".join(f'{qualifier}"{field.column}"' for field in model._meta.concrete_fields)
 
 
 @functools.cache
@@ -48,3 +50,26 @@ def model_rows(model: type[M], sql: str, params: Mapping[str, Any] | Sequence[An
     if converters:
         rows = compiler.apply_converters(rows, converters)
     return [model.from_db(alias, names, list(row)) for row in rows]
+
+
+def joined_model_rows(
+    models: Sequence[type[Model]], sql: str, params: Mapping[str, Any] | Sequence[Any]
+) -> list[tuple[Model, ...]]:
+    """Run `sql`, which selects column_list of each of `models` in turn (a join), and make each
+    row one instance of each, as model_rows does for one model."""
+    alias = connection.alias
+    loaders = [_loader(model, alias) for model in models]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: Any = cursor.fetchall()
+    made = []
+    for row in rows:
+        instances, start = [], 0
+        for model, (names, compiler, converters) in zip(models, loaders, strict=True):
+            values = row[start : start + len(names)]
+            start += len(names)
+            if converters:
+                values = next(iter(compiler.apply_converters([values], converters)))
+            instances.append(model.from_db(alias, names, list(values)))
+        made.append(tuple(instances))
+    return made
