@@ -9,7 +9,8 @@ SQL statements per submission (those Django runs, listed once for one submission
 BEGIN and COMMIT are not among them), Redis round trips (calls that write to a socket,
 pipelines counted once) and Redis commands (INFO commandstats). PROFILE=cpu (this process's
 CPU time) or any other value (wall time) prints cProfile's top functions by their own and
-cumulative time, or writes them to PROFILE_OUT; TIMERS=1 prints each step's inclusive CPU.
+cumulative time, or writes them to PROFILE_OUT; TIMERS=1 prints each step's inclusive CPU;
+IDEMPOTENT=1 sends each submission with an Idempotency-Key of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import pstats
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,8 @@ def environ(key: str, body: bytes) -> dict[str, Any]:
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        # IDEMPOTENT=1: each submission under a new Idempotency-Key, as careful clients send.
+        **({"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex} if os.environ.get("IDEMPOTENT") else {}),
     }
 
 

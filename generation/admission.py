@@ -37,7 +37,7 @@ from generation.models import Job
 from generation.overload import admission_check
 from generation.policy import moderation_level, policy_check
 from generation.refusals import refusal_record
-from generation.selectors import QueuePlace
+from generation.selectors import QueuePlace, job_for_idempotency_key
 from generation.services import job_submit, request_fingerprint
 
 
@@ -112,8 +112,7 @@ def _admit(
     rate = submit_rate_check(workspace=workspace, plan=plan)
     place = None
     replay = bool(
-        idempotency_key
-        and Job.objects.filter(workspace=workspace, idempotency_key=idempotency_key).exists()
+        idempotency_key and job_for_idempotency_key(workspace.pk, idempotency_key) is not None
     )
     if not replay:
         # A replay returns its job (or a 409) in job_submit; anything new passes these first.

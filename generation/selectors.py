@@ -1,13 +1,31 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from accounts.models import Workspace
+from config.sql import column_list, model_rows
 from generation.models import Image, Job, WebhookDelivery, WebhookEndpoint
 
 # A job's place in the queue is the fair queue's to say; callers found it here before.
 from generation.queue import QueuePlace as QueuePlace
 from generation.queue import job_queue_place as job_queue_place
+
+# Read on every submission that sends an Idempotency-Key (careful clients send one with each):
+# written out, where the ORM compiled the same lookup for each request. The partial unique
+# index one_job_per_idempotency_key finds the row.
+_IDEMPOTENT_JOB_SQL = f"""
+    SELECT {column_list(Job)} FROM {Job._meta.db_table}
+    WHERE workspace_id = %(workspace)s AND idempotency_key = %(key)s
+"""  # noqa: S608 (composed of constants: the model's table and columns)
+
+
+def job_for_idempotency_key(workspace_id: Any, key: str) -> Job | None:
+    """The workspace's job made under this Idempotency-Key, if any."""
+    for job in model_rows(Job, _IDEMPOTENT_JOB_SQL, {"workspace": workspace_id, "key": key}):
+        return job
+    return None
 
 
 def jobs_for(workspace: Workspace) -> QuerySet[Job]:

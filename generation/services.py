@@ -42,6 +42,7 @@ from generation.queue import (
     queue_index_add,
     queue_index_remove,
 )
+from generation.selectors import job_for_idempotency_key
 from generation.tickets import ticket_ring
 
 MAX_SEED = 2**32 - 1
@@ -101,7 +102,7 @@ def job_submit(
     """
     fingerprint = request_fingerprint(params)
     if idempotency_key:
-        existing = Job.objects.filter(workspace=workspace, idempotency_key=idempotency_key).first()
+        existing = job_for_idempotency_key(workspace.pk, idempotency_key)
         if existing is not None:
             return Submission(_replay(existing, fingerprint), created=False, quota=None)
 
