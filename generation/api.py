@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -31,7 +31,14 @@ from generation.admission import Admission, job_request_admit
 from generation.images import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMATS, mime_type_of_name
 from generation.model_info import model_info
 from generation.models import Image, Job, WebhookEvent
-from generation.selectors import QueuePlace, images_for, job_queue_place, jobs_for
+from generation.selectors import (
+    QueuePlace,
+    images_for,
+    images_prefetched,
+    job_queue_place,
+    job_with_images,
+    jobs_for,
+)
 from generation.services import MAX_SEED, job_cancel
 from generation.uploads import fit_size, mask_decode, png_file, upload_decode
 from generation.webhooks import WebhookUrlRefused, webhook_url_check
@@ -321,10 +328,8 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
 
     def admitted_response(self, request: Request, admission: Admission) -> Response:
         job = admission.job
-        if admission.created:  # none made yet: what prefetch_related would leave, evaluated
-            no_images = Image.objects.none()
-            no_images._result_cache, no_images._prefetch_done = [], True
-            job._prefetched_objects_cache = {"images": no_images}
+        if admission.created:  # none made yet
+            images_prefetched(job, [])
         headers = {} if admission.created else {"Idempotent-Replayed": "true"}
         places = {job.pk: admission.place} if admission.place else {}
         body = JobOutput(job, context={"request": request, "queue_places": places}).data
@@ -437,7 +442,9 @@ def idempotency_key(request: Request) -> str | None:
 class GenerationDetailApi(WorkspaceLimitsMixin, APIView):
     @extend_schema(summary="One job", operation_id="generations_get", responses={200: JobOutput})
     def get(self, request: Request, job_id: str) -> Response:
-        job = get_object_or_404(jobs_for(request.workspace), pk=job_id)
+        job = job_with_images(request.workspace, job_id)
+        if job is None:
+            raise Http404
         return Response(JobOutput(job, context={"request": request}).data)
 
 

@@ -614,13 +614,18 @@ def _rate(per_image: bytes | None, workers: int) -> float:
     return max(int(workers), 1) / seconds
 
 
+# A queued job's tag, sequence, images and lane (the jobs' primary key finds it).
+_PLACE_SQL = f"""
+    SELECT finish_tag, queue_seq, num_images, lane FROM {Job._meta.db_table}
+    WHERE id = %(job)s AND status = %(queued)s
+"""  # noqa: S608 (composed of constants)
+
+
 def job_queue_place(job: Job) -> QueuePlace | None:
     """Where a queued job stands, and roughly when it starts. None once it is not queued."""
-    row = (
-        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED)
-        .values_list("finish_tag", "queue_seq", "num_images", "lane")
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_PLACE_SQL, {"job": job.pk, "queued": Job.Status.QUEUED})
+        row = cursor.fetchone()
     if row is None:
         return None
     finish, seq, images, lane = row

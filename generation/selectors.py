@@ -28,6 +28,38 @@ def job_for_idempotency_key(workspace_id: Any, key: str) -> Job | None:
     return None
 
 
+# A job of the workspace, and its images: what clients poll while they wait. Written out, where
+# the ORM compiled the job's query and its images' prefetch for every poll (tests hold the two
+# to jobs_for's reading: tests/generation/test_job_output.py).
+_WORKSPACE_JOB_SQL = f"""
+    SELECT {column_list(Job)} FROM {Job._meta.db_table}
+    WHERE id = %(job)s AND workspace_id = %(workspace)s
+"""  # noqa: S608 (composed of constants: the model's table and columns)
+_JOB_IMAGES_SQL = f"""
+    SELECT {column_list(Image)} FROM {Image._meta.db_table}
+    WHERE job_id = %(job)s ORDER BY index
+"""  # noqa: S608 (composed of constants; Image's ordering is its job, then its index)
+
+
+def job_with_images(workspace: Workspace, job_id: Any) -> Job | None:
+    """The workspace's job with this id, its images loaded as jobs_for's prefetch leaves
+    them; None when the workspace has no such job."""
+    for job in model_rows(Job, _WORKSPACE_JOB_SQL, {"job": job_id, "workspace": workspace.pk}):
+        images_prefetched(job, model_rows(Image, _JOB_IMAGES_SQL, {"job": job.pk}))
+        return job
+    return None
+
+
+def images_prefetched(job: Job, images: list[Image]) -> None:
+    """Give `job` these images as its prefetched `images` (what prefetch_related leaves: an
+    evaluated queryset), so that job.images.all() reads nothing more."""
+    prefetched = Image.objects.none()
+    prefetched._result_cache, prefetched._prefetch_done = images, True  # type: ignore[attr-defined]
+    for image in images:
+        image.job = job
+    job._prefetched_objects_cache = {"images": prefetched}  # type: ignore[attr-defined]
+
+
 def jobs_for(workspace: Workspace) -> QuerySet[Job]:
     return Job.objects.filter(workspace=workspace).prefetch_related("images")
 

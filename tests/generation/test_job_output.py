@@ -6,6 +6,7 @@ for jobs in every state a client can see."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
@@ -15,7 +16,7 @@ from rest_framework import serializers
 
 from generation.api import ImageOutput, JobOutput
 from generation.models import Image, Job, Lane
-from generation.selectors import job_queue_place
+from generation.selectors import job_queue_place, job_with_images, jobs_for
 from tests.conftest import Person, make_person, small_job
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +102,37 @@ def test_a_list_and_a_webhook_render_alike(pro: Person) -> None:
     body = JobOutput(jobs[2], context=signed).data
     assert body == _drf(JobOutput(context=signed), jobs[2])
     assert body["images"][0]["url"].startswith("https://cdn.example/")
+
+
+def test_a_polled_job_is_read_as_jobs_for_reads_it_in_every_state(
+    pro: Person, django_assert_num_queries: Any
+) -> None:
+    """GET /api/v1/generations/<id> reads the job and its images with two written-out
+    statements (job_with_images); the job, its images and their order, and what the API
+    renders of them, are what jobs_for's ORM query and prefetch give."""
+    request = RequestFactory().get("/", HTTP_HOST="testserver")
+    context = {"request": request, "queue_places": {}}
+    for job in _states(pro):
+        with django_assert_num_queries(2):
+            polled = job_with_images(pro.workspace, job.pk)
+        assert polled is not None
+        reference = jobs_for(pro.workspace).get(pk=job.pk)
+        for field in Job._meta.concrete_fields:
+            assert getattr(polled, field.attname) == getattr(reference, field.attname), field
+        with django_assert_num_queries(0):
+            images = list(polled.images.all())
+        assert [(i.pk, i.index, i.file.name) for i in images] == [
+            (i.pk, i.index, i.file.name) for i in reference.images.all()
+        ]
+        assert JobOutput(polled, context=context).data == JobOutput(reference, context=context).data
+        response = pro.client().get(f"/api/v1/generations/{job.pk}")
+        assert response.status_code == 200
+        assert response.json() == {
+            **JobOutput(reference, context={"request": response.wsgi_request}).data,
+            **{k: response.json()[k] for k in ("queue_position", "estimated_start_seconds")},
+        }
+    other = make_person("other-output@example.com")
+    assert job_with_images(other.workspace, job.pk) is None  # another workspace's job
+    response = other.client().get(f"/api/v1/generations/{job.pk}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
