@@ -33,7 +33,7 @@ from generation.model_info import model_info
 from generation.models import Image, Job, WebhookEvent
 from generation.selectors import (
     QueuePlace,
-    images_for,
+    image_to_serve,
     images_prefetched,
     job_queue_place,
     job_with_images,
@@ -468,5 +468,7 @@ class ImageContentApi(APIView):
         responses={(200, "image/png"): PNG},
     )
     def get(self, request: Request, image_id: str) -> FileResponse:
-        image = get_object_or_404(images_for(request.workspace), pk=image_id)
+        image = image_to_serve(image_id, request.workspace)
+        if image is None:
+            raise Http404
         return FileResponse(image.file.open("rb"), content_type=mime_type_of_name(image.file.name))

@@ -45,6 +45,7 @@ from generation.events_api import event_stream_response
 from generation.images import OUTPUT_FORMATS, mime_type_of_name
 from generation.models import Image, Job
 from generation.openai_stream import openai_image_events, openai_usage
+from generation.selectors import image_to_serve
 from generation.services import MAX_SEED
 from generation.waiting import JobWaitTimeout, job_abandon, job_wait, request_thread_release
 
@@ -504,7 +505,7 @@ class SignedImageContentApi(APIView):
                 "This image URL is not valid.", code="invalid_signature"
             ) from None
         # Not while its workspace is suspended (the URL works again on unsuspend).
-        image = Image.objects.filter(pk=image_id, workspace__suspended_at__isnull=True).first()
+        image = image_to_serve(image_id)
         if image is None:
             raise Http404
         return FileResponse(image.file.open("rb"), content_type=mime_type_of_name(image.file.name))

@@ -64,6 +64,25 @@ def jobs_for(workspace: Workspace) -> QuerySet[Job]:
     return Job.objects.filter(workspace=workspace).prefetch_related("images")
 
 
+# An image to serve: each is fetched about once, by its owner or through a signed URL; written
+# out, where the ORM compiled the lookup and its join for every download.
+_IMAGE_SQL = f"""
+    SELECT {column_list(Image, "image")} FROM {Image._meta.db_table} AS image
+    JOIN {Workspace._meta.db_table} AS workspace ON workspace.id = image.workspace_id
+    WHERE image.id = %(image)s AND workspace.suspended_at IS NULL
+      AND (%(workspace)s::uuid IS NULL OR image.workspace_id = %(workspace)s::uuid)
+"""  # noqa: S608 (composed of constants: the models' tables and columns)
+
+
+def image_to_serve(image_id: Any, workspace: Workspace | None = None) -> Image | None:
+    """The image with this id, as images_for reads it: of `workspace` when given, and none
+    while its workspace is suspended (it comes back on unsuspend)."""
+    params = {"image": image_id, "workspace": workspace.pk if workspace else None}
+    for image in model_rows(Image, _IMAGE_SQL, params):
+        return image
+    return None
+
+
 def images_for(workspace: Workspace) -> QuerySet[Image]:
     """The workspace's images; none while it is suspended (they come back on unsuspend)."""
     return Image.objects.filter(workspace=workspace, workspace__suspended_at__isnull=True)

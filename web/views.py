@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -22,7 +22,7 @@ from generation.api import EditInput
 from generation.images import mime_type_of_name
 from generation.model_info import model_info
 from generation.models import Job
-from generation.selectors import images_for, jobs_for
+from generation.selectors import image_to_serve, images_for, jobs_for
 from generation.services import image_delete, job_cancel
 from web.jobs import job_card_context
 from web.submit import field_errors, form_fields, page_submit, refusal_from
@@ -128,7 +128,9 @@ def job_cancel_view(request: HttpRequest, job_id: str) -> HttpResponse:
 @workspace_required
 def image_content(request: HttpRequest, image_id: str) -> FileResponse:
     """An image file, to members of the workspace that owns it (as /api/v1/images/<id>)."""
-    image = get_object_or_404(images_for(request.workspace), pk=image_id)
+    image = image_to_serve(image_id, request.workspace)
+    if image is None:
+        raise Http404
     download = request.GET.get("download") == "1"
     extension = image.file.name.rsplit(".", 1)[-1]
     return FileResponse(
