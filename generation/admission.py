@@ -57,6 +57,16 @@ class Admission:
     rate: RateUsage  # the workspace's submissions this minute, this one included
 
 
+@dataclass
+class LimitsSeen:
+    """The workspace's rate and quota as admission read them, filled in as it goes, so that a
+    refusal's answer shows them in its limit headers instead of reading them again (a spent
+    free tier's 429 is the day's most common answer)."""
+
+    rate: RateUsage | None = None
+    quota: QuotaStatus | None = None
+
+
 def job_request_admit(
     *,
     workspace: Workspace,
@@ -65,6 +75,7 @@ def job_request_admit(
     plan: Plan,
     params: dict[str, Any],
     idempotency_key: str | None = None,
+    seen: LimitsSeen | None = None,
 ) -> Admission:
     """Admit a request for images (params validated against `plan`), or raise a DomainError.
 
@@ -79,6 +90,7 @@ def job_request_admit(
             plan=plan,
             params=params,
             idempotency_key=idempotency_key,
+            seen=seen if seen is not None else LimitsSeen(),
         )
     except DomainError as exc:
         ADMISSIONS.labels("refused", exc.code, plan.slug).inc()
@@ -102,6 +114,7 @@ def _admit(
     plan: Plan,
     params: dict[str, Any],
     idempotency_key: str | None,
+    seen: LimitsSeen,
 ) -> Admission:
     if workspace.is_suspended:
         raise WorkspaceSuspended()
@@ -109,14 +122,14 @@ def _admit(
     requested = params.pop("moderation", None)
     level = moderation_level(plan=plan, requested=requested)
     params = {**params, "moderation_level": level}
-    rate = submit_rate_check(workspace=workspace, plan=plan)
+    rate = seen.rate = submit_rate_check(workspace=workspace, plan=plan)
     place = None
     replay = bool(
         idempotency_key and job_for_idempotency_key(workspace.pk, idempotency_key) is not None
     )
     if not replay:
         # A replay returns its job (or a 409) in job_submit; anything new passes these first.
-        quota = quota_status(workspace=workspace, plan=plan)
+        quota = seen.quota = quota_status(workspace=workspace, plan=plan)
         if params["num_images"] > quota.remaining:
             raise QuotaExceeded(
                 limit=quota.limit, reset_at=quota.reset_at, allowance=quota.allowance

@@ -27,7 +27,7 @@ from billing.switches import operator_switches
 from config.errors import DomainError
 from config.openapi import ERRORS, IDEMPOTENCY_KEY, PNG, SUBMIT_ERRORS, error_response
 from config.serializers import StrictSerializer
-from generation.admission import Admission, job_request_admit
+from generation.admission import Admission, LimitsSeen, job_request_admit
 from generation.images import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMATS, mime_type_of_name
 from generation.model_info import model_info
 from generation.models import Image, Job, WebhookEvent
@@ -267,10 +267,12 @@ def _moment(value: Any) -> str | None:
 class WorkspaceLimitsMixin:
     """Adds the rate-limit and quota headers to every response of a generation API.
 
-    A view that admitted a request keeps its Admission, whose numbers the headers reuse;
-    otherwise (a read, or a refusal) they are read afresh."""
+    A view that admitted a request keeps its Admission, whose numbers the headers reuse; a
+    refused one what admission had read before it refused (LimitsSeen); a read, or a refusal
+    before the numbers were read, reads them afresh."""
 
     admission: Admission | None = None
+    limits_seen: LimitsSeen | None = None  # what a refused admission had read
     _plan: Plan | None = None
 
     def plan(self, request: Request) -> Plan:
@@ -285,9 +287,9 @@ class WorkspaceLimitsMixin:
         workspace = getattr(request, "workspace", None)
         if workspace is not None:
             plan = self.plan(request)
-            admission = self.admission
-            rate = admission.rate if admission else None
-            quota = admission.quota if admission else None
+            seen = self.admission or self.limits_seen
+            rate = seen.rate if seen else None
+            quota = seen.quota if seen else None
             rate = rate or submit_rate_usage(workspace=workspace, plan=plan, increment=False)
             quota = quota or quota_status(workspace=workspace, plan=plan)
             for name, value in limit_headers(usage=rate, quota=quota).items():
@@ -309,6 +311,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
     """Hands a validated request to the one admission service (generation/admission.py)."""
 
     def admit(self, request: Request, params: dict[str, Any]) -> Admission:
+        self.limits_seen = LimitsSeen()
         self.admission = job_request_admit(
             workspace=request.workspace,
             user=request.user,
@@ -316,6 +319,7 @@ class GenerationSubmitMixin(WorkspaceLimitsMixin):
             plan=self.plan(request),
             params=params,
             idempotency_key=idempotency_key(request),
+            seen=self.limits_seen,
         )
         return self.admission
 

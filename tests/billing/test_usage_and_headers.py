@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import time_machine
@@ -35,3 +36,22 @@ def test_usage_reports_plan_limit_used_remaining_reset_and_history(alice: Person
     assert (body["limit"], body["used"], body["remaining"]) == (3, 1, 2)
     assert body["reset_at"] == "2026-03-03T00:00:00Z"
     assert body["history"] == [{"window_start": "2026-03-02T00:00:00Z", "used": 1}]
+
+
+def test_a_refusal_shows_the_limits_admission_read_without_reading_them_again(
+    alice: Person, django_assert_num_queries: Any
+) -> None:
+    """A spent free tier's 429 is the busiest answer of the day: its headers carry the rate
+    and quota that admission read before refusing, with no second read of either."""
+    client = alice.client()
+    with time_machine.travel(NOON, tick=False):
+        for _ in range(3):
+            assert client.post("/api/v1/generations", small_job(), format="json").status_code == 202
+        with django_assert_num_queries(2):  # the plan in force and the quota: nothing again
+            refused = client.post("/api/v1/generations", small_job(), format="json")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "quota_exceeded"
+    assert refused["X-RateLimit-Limit-Images"] == "3"
+    assert refused["X-RateLimit-Remaining-Images"] == "0"
+    assert refused["X-RateLimit-Reset-Images"] == "12h0m0s"
+    assert refused["RateLimit"].startswith('"minute";r=1;t=')  # the fourth of five this minute
