@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.models import Plan, QuotaCounter, Subscription
 from billing.switches import operator_switches
-from config.sql import column_list, model_rows
+from config.sql import column_list, model_row
 
 # Statuses in which a subscription's plan applies (past_due, unpaid: during the grace period).
 PLAN_STATUSES = Subscription.PLAN_STATUSES
@@ -82,7 +82,8 @@ def plan_for(workspace: Workspace, at: datetime | None = None) -> Plan:
         "workspace": workspace.pk,
         "statuses": list(PLAN_STATUSES),
     }
-    for plan in model_rows(Plan, PLAN_SQL, params):
+    plan = model_row(Plan, PLAN_SQL, params)
+    if plan is not None:
         return plan
     raise Plan.DoesNotExist("No default plan: run the migrations, which create one.")
 

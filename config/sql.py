@@ -52,6 +52,12 @@ def model_rows(model: type[M], sql: str, params: Mapping[str, Any] | Sequence[An
     return [model.from_db(alias, names, list(row)) for row in rows]
 
 
+def model_row(model: type[M], sql: str, params: Mapping[str, Any] | Sequence[Any]) -> M | None:
+    """The one instance `sql` selects (model_rows' first), or None when it selects none."""
+    rows = model_rows(model, sql, params)
+    return rows[0] if rows else None
+
+
 def joined_model_rows(
     models: Sequence[type[Model]], sql: str, params: Mapping[str, Any] | Sequence[Any]
 ) -> list[tuple[Model, ...]]:

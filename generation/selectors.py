@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.models import Workspace
-from config.sql import column_list, model_rows
+from config.sql import column_list, model_row, model_rows
 from generation.models import Image, Job, WebhookDelivery, WebhookEndpoint
 
 # A job's place in the queue is the fair queue's to say; callers found it here before.
@@ -23,9 +23,7 @@ _IDEMPOTENT_JOB_SQL = f"""
 
 def job_for_idempotency_key(workspace_id: Any, key: str) -> Job | None:
     """The workspace's job made under this Idempotency-Key, if any."""
-    for job in model_rows(Job, _IDEMPOTENT_JOB_SQL, {"workspace": workspace_id, "key": key}):
-        return job
-    return None
+    return model_row(Job, _IDEMPOTENT_JOB_SQL, {"workspace": workspace_id, "key": key})
 
 
 # A job of the workspace, and its images: what clients poll while they wait. Written out, where
@@ -44,10 +42,10 @@ _JOB_IMAGES_SQL = f"""
 def job_with_images(workspace: Workspace, job_id: Any) -> Job | None:
     """The workspace's job with this id, its images loaded as jobs_for's prefetch leaves
     them; None when the workspace has no such job."""
-    for job in model_rows(Job, _WORKSPACE_JOB_SQL, {"job": job_id, "workspace": workspace.pk}):
+    job = model_row(Job, _WORKSPACE_JOB_SQL, {"job": job_id, "workspace": workspace.pk})
+    if job is not None:
         images_prefetched(job, model_rows(Image, _JOB_IMAGES_SQL, {"job": job.pk}))
-        return job
-    return None
+    return job
 
 
 def images_prefetched(job: Job, images: list[Image]) -> None:
@@ -78,9 +76,7 @@ def image_to_serve(image_id: Any, workspace: Workspace | None = None) -> Image |
     """The image with this id, as images_for reads it: of `workspace` when given, and none
     while its workspace is suspended (it comes back on unsuspend)."""
     params = {"image": image_id, "workspace": workspace.pk if workspace else None}
-    for image in model_rows(Image, _IMAGE_SQL, params):
-        return image
-    return None
+    return model_row(Image, _IMAGE_SQL, params)
 
 
 def images_for(workspace: Workspace) -> QuerySet[Image]:

@@ -316,7 +316,7 @@ def jobs_settle(
         for workspace_id, days in retention_days_for(workspaces, at=now).items()
     }
     with transaction.atomic():
-        with flows_held({job.workspace_id for job, _, _ in results}), connection.cursor() as cursor:
+        with flows_held(workspaces), connection.cursor() as cursor:
             cursor.execute(_SUCCEED_SQL, {"jobs": list(names), "worker": worker, "at": now})
             finished = {row[0] for row in cursor.fetchall()}
         Image.objects.bulk_create(
