@@ -57,6 +57,11 @@ HTTP_SHED = Counter(
     "Requests the front door answered itself before Django (503 overloaded, 413 too large).",
     ["reason"],
 )
+WEB_CONNECTIONS_REBALANCED = Counter(
+    "atelier_web_connections_rebalanced",
+    "Keep-alive connections a web process closed after a response because it held more than "
+    "its share of all web processes' connections (config/web_balance.py).",
+)
 ADMISSIONS = Counter(
     "atelier_admissions",
     "Requests for images by outcome (admitted, replayed, refused), error code and plan.",

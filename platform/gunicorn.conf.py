@@ -7,8 +7,14 @@
 import os
 import shutil
 
+from config import web_balance
+from config.env import env_bool
+
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker whose connections move to the process with room (config/web_balance.py).
+worker_class = "config.web_worker.Worker"
+if env_bool("WEB_BALANCE_CONNECTIONS", True):
+    web_balance.table = web_balance.ConnectionTable()  # before the fork: the workers share it
 _threads = int(os.environ.setdefault("WEB_THREADS", "4"))
 # Database connections per web process: one per thread, and a few for the waiting views'
 # short reads. Past it a request waits DB_POOL_TIMEOUT s, then is answered 503.
@@ -47,7 +53,16 @@ def on_starting(server: object) -> None:
             os.remove(os.path.join(_metrics_dir, name))
 
 
+def pre_fork(server: object, worker: object) -> None:
+    if web_balance.table is not None:
+        taken = {w.connection_slot for w in server.WORKERS.values()}  # type: ignore[attr-defined]
+        worker.connection_slot = web_balance.table.free_slot(taken)  # type: ignore[attr-defined]
+
+
 def post_worker_init(worker: object) -> None:
+    slot = getattr(worker, "connection_slot", None)
+    if web_balance.table is not None and slot is not None:
+        web_balance.table.serve(slot)  # the application is loaded: it takes connections now
     # Everything loaded so far (Django, the app, its modules: about 120,000 objects) lives as
     # long as the process: move it out of the garbage collector's sight. A full collection
     # then walks only what requests made since, 15-25 ms instead of about 100 ms here, and
@@ -59,6 +74,9 @@ def post_worker_init(worker: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
+    slot = getattr(worker, "connection_slot", None)
+    if web_balance.table is not None and slot is not None:
+        web_balance.table.clear(slot)  # whatever the worker died of, its count goes with it
     # A dead worker's live gauges go; its counters stay in the totals.
     from prometheus_client import multiprocess
 
