@@ -9,8 +9,9 @@ connections submitting jobs on 2 cores: a 2:2 split answered 150 to 203 submissi
 with a p99 of 32 to 42 ms, a 3:1 split 144 to 171 with 49 to 55 ms, and 4:0 103 with 62 ms.
 
 So each process counts its open connections in a table the processes share, and a process
-holding more than its share, ceil(all connections / serving processes), answers the next
-request on one of them with `Connection: close`: the client's next connection goes to
+holding more than its share (`ConnectionTable.should_close`: ceil(all connections / serving
+processes) and an eighth over) answers a request on one of them with `Connection: close`, at
+most one in CLOSE_SPACING of its requests: the client's next connection goes to
 whichever process accepts it, and a process at or under its share closes none, so a balanced
 server keeps every connection (tests/e2e/test_connection_balance.py). `WEB_BALANCE_CONNECTIONS`
 turns it off, for a proxy in front that balances its connections itself.

@@ -31,6 +31,8 @@ class BalancingProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         table = web_balance.table
         if self.cycle is not before and self.cycle.keep_alive and table and table.should_close():
+            # Imported here, not above: gunicorn's master imports this module for the worker
+            # class, and must not make metric files before its on_starting empties the folder.
             from config.metrics import WEB_CONNECTIONS_REBALANCED
 
             self.cycle.keep_alive = False  # uvicorn adds `connection: close` to the response
