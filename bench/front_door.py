@@ -7,13 +7,21 @@ Debian's packages). In one run:
    persistent connections) and under the shipped configuration (platform/gunicorn.conf.py),
    in alternating rounds so that machine noise hits both alike;
 2. GET /api/v1/me (with 16 keys, then 5,000: a key lookup each) and POST /api/v1/generations
-   under the shipped configuration (wrk, 16 connections; the submission p99 at 4 connections);
+   under the shipped configuration (wrk, 16 connections; the submission p99 at 4 connections),
+   the submissions just after the same ones under the reference server (not in RESULT: what
+   the stack itself makes of the view). /me and the submissions each run between two short
+   rounds of the reference's trivial view, whose mean is their ratio's denominator: the
+   machine's speed drifts over a run, so each ratio is taken within a minute;
 3. submission p50 with the queue filled to 10^2 and then 10^6 jobs across 10^3 workspaces
    (inserted in SQL), and the worker's claim at 10^6;
 4. sign-ups per second on one core with the shipped password hasher;
 5. a burst of 2,000 concurrent submissions, each on its own connection, released together:
    every one must be answered within 30 s with 202, 429 or 503 (with Retry-After) in the
    API's error shape.
+
+server_ratio is the shipped trivial view's mean over the reference's (step 1); me_ratio and
+submit_ratio divide by the reference rounds around them (step 2). The setup's writes are
+vacuumed before the timed rounds, so autovacuum does not run during them.
 
 Goals: server_ratio >= 0.8, me_ratio >= 0.5, submit_ratio >= 0.15, submit_p99_ms <= 50,
 queue_ratio <= 1.2, claim_ms <= 10, signups_per_core >= 10, burst_5xx = 0,
@@ -65,6 +73,7 @@ from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # 
 WRK = "wrk"
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 ROUNDS = 2  # alternating reference / shipped hello-world rounds
+BRACKET_SECONDS = 5  # the reference's rounds just before and after /me and the submissions
 SUBMIT_KEYS = 16  # submitting workspaces: no single quota row serialises the load
 # Clients with keys of their own, as on the day everyone signs up: a web process remembers a
 # key it verified for API_KEY_CACHE_SECONDS, so with this many nearly every request looks its
@@ -435,6 +444,21 @@ def print_cpu_per_request(label: str, result: WrkResult, spent: dict[str, float]
     )
 
 
+def mean_rps(results: list[WrkResult]) -> float:
+    return statistics.mean(r.rps for r in results)
+
+
+def reference_around(reference: str, measure: Callable[[], WrkResult]) -> tuple[WrkResult, float]:
+    """`measure()` between two short rounds of the reference's trivial view, and their mean
+    rate: the denominator of its ratio, taken beside it. This machine's speed drifts by a
+    third or more over a run, so a denominator measured minutes earlier reads the drift."""
+    before = wrk(f"{reference}/healthz", connections=16, seconds=BRACKET_SECONDS)
+    result = measure()
+    after = wrk(f"{reference}/healthz", connections=16, seconds=BRACKET_SECONDS)
+    print(f"  reference hello around it: {before.rps:.1f} and {after.rps:.1f} req/s")
+    return result, mean_rps([before, after])
+
+
 def reference_server() -> contextlib.AbstractContextManager[str]:
     """gthread WSGI as the issue measured it: 2 workers x 4 threads, persistent connections."""
     return gunicorn(
@@ -455,6 +479,9 @@ def main() -> None:
     many_keys = more_keys(keys[0], MANY_KEYS)
     workspaces = queue_workspaces()
     queue_fill(total=SMALL_QUEUE, workspaces=workspaces)
+    with connection.cursor() as cursor:
+        # The setup's writes tidied now, not by autovacuum during the timed rounds.
+        cursor.execute("VACUUM ANALYZE")
     me_script = lua_with_keys(keys, method="GET", body=None)
     submit_script = lua_with_keys(keys, method="POST", body=BODY)
 
@@ -470,14 +497,16 @@ def main() -> None:
             hello_cpu = cpu_spent(reference_parts, cpu_before)
             shippeds.append(wrk(f"{shipped}/healthz", connections=16))
         print_cpu_per_request("reference hello", references[-1], hello_cpu)
-        reference_rps = statistics.mean(r.rps for r in references)
-        shipped_rps = statistics.mean(r.rps for r in shippeds)
+        reference_rps = mean_rps(references)
+        shipped_rps = mean_rps(shippeds)
         for label, results in (("reference gthread", references), ("shipped", shippeds)):
             for result in results:
                 print(f"hello  {label:18} {result}")
 
         cpu_before = cpu_by_group(parts)
-        me = wrk(f"{shipped}/api/v1/me", connections=16, script=me_script)
+        me, me_reference = reference_around(
+            reference, lambda: wrk(f"{shipped}/api/v1/me", connections=16, script=me_script)
+        )
         print(f"GET /api/v1/me             {me}")
         print_cpu_per_request("GET /api/v1/me", me, cpu_spent(parts, cpu_before))
         cpu_before = cpu_by_group(parts)
@@ -498,10 +527,30 @@ def main() -> None:
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
         )
         print(f"POST submit, 4 conns (wrk):  {submit_small}")
-        cpu_before = cpu_by_group(parts)
-        submit = wrk(f"{shipped}/api/v1/generations", connections=16, script=submit_script)
-        print(f"POST submit, 16 conns:     {submit}")
-        print_cpu_per_request("submission", submit, cpu_spent(parts, cpu_before))
+        submitted: dict[str, WrkResult] = {}
+
+        def submissions() -> WrkResult:
+            # The same submissions under the reference server first: what the stack itself
+            # makes of this view, beside what submit_ratio asks of it.
+            for label, url, markers in (
+                ("reference gthread", reference, reference_parts),
+                ("shipped", shipped, parts),
+            ):
+                cpu_before = cpu_by_group(markers)
+                result = wrk(f"{url}/api/v1/generations", connections=16, script=submit_script)
+                print(f"POST submit, 16 conns, {label}: {result}")
+                print_cpu_per_request(
+                    f"submission ({label})", result, cpu_spent(markers, cpu_before)
+                )
+                submitted[label] = result
+            return submitted["shipped"]
+
+        submit, submit_reference = reference_around(reference, submissions)
+        own = submitted["reference gthread"].rps
+        print(
+            f"  submission, shipped ÷ reference server {submit.rps / own:.2f}; "
+            f"the reference's own submission ÷ its hello {own / submit_reference:.2f}"
+        )
         small_claim = claim_ms()
         print(f"worker claim at ~{small_depth} queued: {small_claim:.1f} ms")
 
@@ -532,8 +581,8 @@ def main() -> None:
 
     server_ratio = shipped_rps / reference_rps
     result = (
-        f"RESULT server_ratio={server_ratio:.2f} me_ratio={me.rps / reference_rps:.2f} "
-        f"submit_ratio={submit.rps / reference_rps:.2f} "
+        f"RESULT server_ratio={server_ratio:.2f} me_ratio={me.rps / me_reference:.2f} "
+        f"submit_ratio={submit.rps / submit_reference:.2f} "
         f"submit_p99_ms={submit_small.p99_ms:.1f} "
         f"queue_ratio={queue_big.p50 / queue_small.p50:.2f} claim_ms={big_claim:.1f} "
         f"signups_per_core={rate:.1f} burst_5xx={burst_5xx} burst_unanswered={unanswered}"
