@@ -20,7 +20,7 @@ Debian's packages). In one run:
    API's error shape.
 
 server_ratio is the shipped trivial view's mean over the reference's (step 1); me_ratio and
-submit_ratio divide by the reference rounds around them (step 2). The setup's writes are
+submit_ratio divide by the faster reference round around them (step 2). The setup's writes are
 vacuumed before the timed rounds, so autovacuum does not run during them.
 
 Goals: server_ratio >= 0.8, me_ratio >= 0.5, submit_ratio >= 0.15, submit_p99_ms <= 50,
@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -72,6 +73,7 @@ from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # 
 
 WRK = "wrk"
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+T = TypeVar("T")
 ROUNDS = 2  # alternating reference / shipped hello-world rounds
 BRACKET_SECONDS = 5  # the reference's rounds just before and after /me and the submissions
 SUBMIT_KEYS = 16  # submitting workspaces: no single quota row serialises the load
@@ -451,7 +453,7 @@ def mean_rps(results: list[WrkResult]) -> float:
     return statistics.mean(r.rps for r in results)
 
 
-def reference_around(reference: str, measure: Callable[[], WrkResult]) -> tuple[WrkResult, float]:
+def reference_around(reference: str, measure: Callable[[], T]) -> tuple[T, float]:
     """`measure()` between two short rounds of the reference's trivial view, and the faster
     round's rate: the denominator of its ratio, taken beside it. This machine's speed drifts
     by a third or more over a run, so a denominator measured minutes earlier reads the drift.
@@ -532,26 +534,24 @@ def main() -> None:
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
         )
         print(f"POST submit, 4 conns (wrk):  {submit_small}")
-        submitted: dict[str, WrkResult] = {}
 
-        def submissions() -> WrkResult:
-            # The same submissions under the reference server first: what the stack itself
-            # makes of this view, beside what submit_ratio asks of it.
-            for label, url, markers in (
-                ("reference gthread", reference, reference_parts),
-                ("shipped", shipped, parts),
-            ):
-                cpu_before = cpu_by_group(markers)
-                result = wrk(f"{url}/api/v1/generations", connections=16, script=submit_script)
-                print(f"POST submit, 16 conns, {label}: {result}")
-                print_cpu_per_request(
-                    f"submission ({label})", result, cpu_spent(markers, cpu_before)
-                )
-                submitted[label] = result
-            return submitted["shipped"]
+        def submissions(label: str, url: str, markers: dict[str, str]) -> WrkResult:
+            cpu_before = cpu_by_group(markers)
+            result = wrk(f"{url}/api/v1/generations", connections=16, script=submit_script)
+            print(f"POST submit, 16 conns, {label}: {result}")
+            print_cpu_per_request(f"submission ({label})", result, cpu_spent(markers, cpu_before))
+            return result
 
-        submit, submit_reference = reference_around(reference, submissions)
-        own = submitted["reference gthread"].rps
+        # The same submissions under the reference server first: what the stack itself makes
+        # of this view, beside what submit_ratio asks of it.
+        (reference_submit, submit), submit_reference = reference_around(
+            reference,
+            lambda: (
+                submissions("reference gthread", reference, reference_parts),
+                submissions("shipped", shipped, parts),
+            ),
+        )
+        own = reference_submit.rps
         print(
             f"  submission, shipped ÷ reference server {submit.rps / own:.2f}; "
             f"the reference's own submission ÷ its hello {own / submit_reference:.2f}"
