@@ -75,6 +75,21 @@ def test_a_validation_error_is_in_french_when_asked_in_french_with_the_same_code
     assert french["message"] == f"{param}: Doit être un multiple de 8."
 
 
+def test_a_fields_own_limit_is_told_in_each_requests_language(alice: Person) -> None:
+    """A DRF validator formats its message once and keeps it: each request's fields must have
+    their own (as DRF's deep copy gives them), or the first language asked would answer all."""
+    too_few = small_job(steps=0)
+    first_english = refusal(alice, NATIVE, too_few)
+    french = refusal(alice, NATIVE, too_few, accept_language="fr")
+    english = refusal(alice, NATIVE, too_few)
+    assert first_english["message"] == english["message"]
+    assert english["message"] == "steps: Ensure this value is greater than or equal to 1."
+    assert french["message"] == (
+        "steps: Assurez-vous que cette valeur est supérieure ou égale à\u00a01."  # DRF's French
+    )
+    assert not Job.objects.exists()
+
+
 def test_a_missing_field_uses_django_rest_frameworks_own_french(alice: Person) -> None:
     english = refusal(alice, NATIVE, {})
     french = refusal(alice, NATIVE, {}, accept_language="fr")
