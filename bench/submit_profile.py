@@ -85,7 +85,7 @@ STEPS = [
     ("generation.admission", "request_fingerprint"),
     ("generation.admission", "job_submit"),
     ("generation.services", "job_stamp"),
-    ("generation.models", "Job.save"),
+    ("generation.services", "model_insert"),
     ("generation.services", "quota_reserve"),
     ("generation.services", "queue_index_add"),
     ("generation.services", "_enqueue"),

@@ -32,6 +32,7 @@ from billing.selectors import QuotaStatus, plan_for, retention_days_for
 from config.errors import DomainError
 from config.logs import current_request_id
 from config.metrics import JOBS_FINISHED
+from config.sql import model_insert
 from generation.images import file_extension
 from generation.models import Image, Job
 from generation.notify import job_event, job_events_on_commit
@@ -127,14 +128,14 @@ def job_submit(
         try:
             with transaction.atomic():
                 job_stamp(job)
-                job.save(force_insert=True)
+                model_insert(job)
         except IntegrityError:
             # A concurrent request with the same key got there first.
             existing = Job.objects.get(workspace=workspace, idempotency_key=idempotency_key)
             return Submission(_replay(existing, fingerprint), created=False, quota=None)
     else:
         job_stamp(job)  # its place in the fair queue; locks the workspace's flow until commit
-        job.save(force_insert=True)
+        model_insert(job)
 
     window_start = plan.window_start(timezone.now())
     reset_at = window_start + plan.window

@@ -1,13 +1,17 @@
-"""config/sql.py's model_rows makes of a raw statement's rows what Model.objects.raw makes."""
+"""config/sql.py's model_rows makes of a raw statement's rows what Model.objects.raw makes, and
+its model_insert writes the row that save(force_insert=True) writes."""
 
 from __future__ import annotations
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.db.models import Model
 
 from accounts.models import Workspace
 from billing.models import Plan
-from config.sql import column_list, model_rows
+from config.sql import column_list, model_insert, model_rows
 from generation.models import Job, PolicyRule
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +51,40 @@ def test_rows_are_the_instances_raw_makes(events: list[str]) -> None:
     loaded.prompt = "a fox, saved again"
     loaded.save(update_fields=["prompt"])  # an instance the ORM can save, as raw()'s are
     assert Job.objects.get(pk=job.pk).prompt == "a fox, saved again"
+
+
+def job_like(workspace: Workspace, **fields: object) -> Job:
+    return Job(
+        workspace=workspace, model="demo", prompt="a heron", width=64, height=64, steps=4,
+        guidance=3.5, seed=11, webhook_events_filter=["completed"], **fields,
+    )  # fmt: skip
+
+
+def test_insert_writes_the_row_the_orm_writes() -> None:
+    workspace = Workspace.objects.create(name="insert")
+    ours = job_like(workspace, source_image=ContentFile(b"photo", name="photo.png"), strength=0.5)
+    theirs = job_like(workspace, source_image=ContentFile(b"photo", name="photo.png"), strength=0.5)
+    model_insert(ours)
+    theirs.save(force_insert=True)
+    assert not ours._state.adding and ours._state.db == theirs._state.db
+    # The upload stored as the ORM stores it (pre_save), under the field's upload_to.
+    assert ours.source_image.name.startswith("sources/") and ours.source_image.name.endswith(".png")
+    assert default_storage.open(ours.source_image.name).read() == b"photo"
+
+    def row(job: Job) -> dict[str, object]:
+        values = as_fields(Job.objects.get(pk=job.pk))
+        return {k: v for k, v in values.items() if k not in {"id", "source_image", "created_at"}}
+
+    assert row(ours) == row(theirs)
+    assert Job.objects.get(pk=ours.pk).created_at == ours.created_at
+    assert Job.objects.get(pk=ours.pk).webhook_events_filter == ["completed"]  # JSON, as JSON
+    for job in (ours, theirs):
+        default_storage.delete(job.source_image.name)
+
+
+def test_insert_refuses_a_duplicate_as_the_orm_does() -> None:
+    workspace = Workspace.objects.create(name="insert twice")
+    model_insert(job_like(workspace, idempotency_key="once"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        model_insert(job_like(workspace, idempotency_key="once"))
+    assert Job.objects.filter(workspace=workspace).count() == 1
