@@ -84,7 +84,8 @@ MANY_KEYS = 5_000
 QUEUE_WORKSPACES = 1_000
 SMALL_QUEUE, BIG_QUEUE = 100, int(os.environ.get("BENCH_BIG_QUEUE", "1000000"))
 CLAIM_SAMPLES = 7
-QUEUE_SAMPLES = 40  # submissions timed at each queue depth
+QUEUE_SAMPLES = 400  # submissions timed at each queue depth (a few seconds of them)
+QUEUE_WARM_UP = 40  # untimed submissions before the first depth's
 SIGNUPS = 40
 BURST = 2_000
 BURST_SECONDS = 30.0
@@ -163,8 +164,8 @@ def lua_with_keys(keys: list[str], *, method: str, body: dict[str, object] | Non
 # -- data -----------------------------------------------------------------------------------
 
 
-def submit_p50_ms(url: str, keys: list[str]) -> LoadResult:
-    """QUEUE_SAMPLES submissions from 4 clients, however long each takes (wrk's fixed duration
+def submit_p50_ms(url: str, keys: list[str], samples: int = QUEUE_SAMPLES) -> LoadResult:
+    """`samples` submissions from 4 clients, however long each takes (wrk's fixed duration
     would count none when a deep queue makes each one slower than the run)."""
 
     def post(session: requests.Session, n: int) -> requests.Response:
@@ -173,7 +174,7 @@ def submit_p50_ms(url: str, keys: list[str]) -> LoadResult:
             headers={"Authorization": f"Bearer {keys[n % len(keys)]}"}, timeout=300,
         )  # fmt: skip
 
-    return run_load(post, total=QUEUE_SAMPLES, concurrency=4)
+    return run_load(post, total=samples, concurrency=4)
 
 
 def unlimited_plan() -> Plan:
@@ -252,8 +253,10 @@ def queue_fill(*, total: int, workspaces: list[Workspace]) -> None:
         )  # fmt: skip
         # Vacuumed here, not by autovacuum during the timed submissions and claims: a million
         # inserted rows set it off within a minute, and the queue that a day's traffic grows
-        # row by row is vacuumed as it grows.
+        # row by row is vacuumed as it grows. Then written out: the fill's WAL (over a GB)
+        # starts a checkpoint that PostgreSQL otherwise spreads over the next minutes.
         cursor.execute("VACUUM ANALYZE generation_job")
+        cursor.execute("CHECKPOINT")
     flows_rebuild()  # each workspace's flow (head, running, cap) from its jobs
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE generation_queueflow")  # as autovacuum would after the load
@@ -487,8 +490,10 @@ def main() -> None:
     workspaces = queue_workspaces()
     queue_fill(total=SMALL_QUEUE, workspaces=workspaces)
     with connection.cursor() as cursor:
-        # The setup's writes tidied now, not by autovacuum during the timed rounds.
+        # The setup's writes tidied and written out now, not by autovacuum and a checkpoint
+        # during the timed rounds.
         cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
     me_script = lua_with_keys(keys, method="GET", body=None)
     submit_script = lua_with_keys(keys, method="POST", body=BODY)
 
@@ -523,6 +528,9 @@ def main() -> None:
         print_cpu_per_request(
             f"GET /api/v1/me with {MANY_KEYS:,} keys", me_many, cpu_spent(parts, cpu_before)
         )
+        # Untimed first: the first submissions on each database connection run before psycopg
+        # prepares their statements, and would slow the 10^2 side of queue_ratio alone.
+        submit_p50_ms(shipped, keys, samples=QUEUE_WARM_UP)
         small_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
         queue_small = submit_p50_ms(shipped, keys)
         print(
