@@ -12,8 +12,9 @@ Debian's packages). In one run:
    the stack itself makes of the view). /me and the submissions each run between two short
    rounds of the reference's trivial view, the faster of which is their ratio's denominator:
    the machine's speed drifts over a run, so each ratio is taken within a minute;
-3. submission p50 with the queue filled to 10^2 and then 10^6 jobs across 10^3 workspaces
-   (inserted in SQL), and the worker's claim at 10^6;
+3. submission p50 with the queue filled to 10^2, then 10^6 jobs across 10^3 workspaces
+   (inserted in SQL), then emptied back to 10^2; queue_ratio divides the p50 at 10^6 by the
+   faster of the two at 10^2 around it. The worker's claim at 10^6;
 4. sign-ups per second on one core with the shipped password hasher;
 5. a burst of 2,000 concurrent submissions, each on its own connection, released together:
    every one must be answered within 30 s with 202, 429 or 503 (with Retry-After) in the
@@ -67,7 +68,7 @@ from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
-from billing.models import Plan, Subscription  # noqa: E402
+from billing.models import Plan, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # noqa: E402
 
@@ -177,6 +178,18 @@ def submit_p50_ms(url: str, keys: list[str], samples: int = QUEUE_SAMPLES) -> Lo
     return run_load(post, total=samples, concurrency=4)
 
 
+def submit_p50_at_depth(url: str, keys: list[str]) -> tuple[int, LoadResult]:
+    """The queue's depth, and submit_p50_ms's submissions timed at it (printed)."""
+    depth = Job.objects.filter(status=Job.Status.QUEUED).count()
+    timed = submit_p50_ms(url, keys)
+    print(
+        f"POST submit, 4 clients, {depth:,} queued: p50 {timed.p50:.1f} ms "
+        f"p99 {timed.percentile(0.99):.1f} ms, {timed.rps:.1f} req/s "
+        f"({QUEUE_SAMPLES} timed; statuses {dict(sorted(timed.statuses.items()))})"
+    )
+    return depth, timed
+
+
 def unlimited_plan() -> Plan:
     plan, _ = Plan.objects.update_or_create(
         slug="bench-unlimited",
@@ -261,6 +274,20 @@ def queue_fill(*, total: int, workspaces: list[Workspace]) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE generation_queueflow")  # as autovacuum would after the load
     queue_index_reconcile()  # the place index in Redis that admission and places read
+
+
+def queue_empty_to(*, total: int, workspaces: list[Workspace]) -> None:
+    """Back to a small queue: every queued job deleted, with the quota ledger's entries of the
+    submitted ones (none has an image or a delivery yet), the table and its indexes rewritten
+    as small as the rows left (VACUUM FULL), and queue_fill's `total` jobs queued again, with
+    the flows and the place index rebuilt."""
+    queued = "SELECT id FROM generation_job WHERE status = 'queued'"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {QuotaLedgerEntry._meta.db_table} WHERE job_id IN ({queued})")  # noqa: S608
+        cursor.execute(f"DELETE FROM generation_job WHERE id IN ({queued})")  # noqa: S608
+        cursor.execute("VACUUM FULL ANALYZE generation_job")
+        cursor.execute("CHECKPOINT")
+    queue_fill(total=total, workspaces=workspaces)
 
 
 def claim_function() -> Callable[..., list[Job]]:
@@ -531,13 +558,7 @@ def main() -> None:
         # Untimed first: the first submissions on each database connection run before psycopg
         # prepares their statements, and would slow the 10^2 side of queue_ratio alone.
         submit_p50_ms(shipped, keys, samples=QUEUE_WARM_UP)
-        small_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
-        queue_small = submit_p50_ms(shipped, keys)
-        print(
-            f"POST submit, 4 clients, {small_depth:,} queued: p50 {queue_small.p50:.1f} ms "
-            f"p99 {queue_small.percentile(0.99):.1f} ms ({QUEUE_SAMPLES} timed; "
-            f"statuses {dict(sorted(queue_small.statuses.items()))})"
-        )
+        small_depth, queue_small = submit_p50_at_depth(shipped, keys)
         submit_small = wrk(
             f"{shipped}/api/v1/generations", connections=4, seconds=5, script=submit_script
         )
@@ -571,15 +592,18 @@ def main() -> None:
         fill_start = time.perf_counter()
         queue_fill(total=BIG_QUEUE, workspaces=workspaces)
         print(f"  filled in {time.perf_counter() - fill_start:.0f} s")
-        big_depth = Job.objects.filter(status=Job.Status.QUEUED).count()
-        queue_big = submit_p50_ms(shipped, keys)
-        print(
-            f"POST submit, 4 clients, {big_depth:,} queued: p50 {queue_big.p50:.1f} ms "
-            f"p99 {queue_big.percentile(0.99):.1f} ms, {queue_big.rps:.1f} req/s "
-            f"({QUEUE_SAMPLES} timed; statuses {dict(sorted(queue_big.statuses.items()))})"
-        )
+        big_depth, queue_big = submit_p50_at_depth(shipped, keys)
         big_claim = claim_ms()
         print(f"worker claim at {big_depth:,} queued: {big_claim:.1f} ms")
+        # And at 10^2 again: the machine's speed drifts over the minutes between the depths,
+        # so the deep queue's p50 is divided by the faster of the small queue's around it.
+        print(f"Emptying the queue back to {SMALL_QUEUE:,} jobs ...")
+        empty_start = time.perf_counter()
+        queue_empty_to(total=SMALL_QUEUE, workspaces=workspaces)
+        print(f"  emptied in {time.perf_counter() - empty_start:.0f} s")
+        _, queue_small_after = submit_p50_at_depth(shipped, keys)
+        small_p50 = min(queue_small.p50, queue_small_after.p50)
+        print(f"  queue_ratio: {queue_big.p50:.1f} ms ÷ the faster 10^2 p50, {small_p50:.1f} ms")
 
         rate, wall_rate, pbkdf2_seconds = signups_per_core()
         print(
@@ -597,7 +621,7 @@ def main() -> None:
         f"RESULT server_ratio={server_ratio:.2f} me_ratio={me.rps / me_reference:.2f} "
         f"submit_ratio={submit.rps / submit_reference:.2f} "
         f"submit_p99_ms={submit_small.p99_ms:.1f} "
-        f"queue_ratio={queue_big.p50 / queue_small.p50:.2f} claim_ms={big_claim:.1f} "
+        f"queue_ratio={queue_big.p50 / small_p50:.2f} claim_ms={big_claim:.1f} "
         f"signups_per_core={rate:.1f} burst_5xx={burst_5xx} burst_unanswered={unanswered}"
     )
     print(f"reference hello {reference_rps:.0f} req/s, shipped hello {shipped_rps:.0f} req/s")
