@@ -22,7 +22,8 @@ Debian's packages). In one run:
 
 server_ratio is the shipped trivial view's mean over the reference's (step 1); me_ratio and
 submit_ratio divide by the faster reference round around them (step 2). The setup's writes are
-vacuumed before the timed rounds, so autovacuum does not run during them.
+vacuumed and checkpointed before the timed rounds, so that neither autovacuum nor a checkpoint
+runs during them.
 
 Goals: server_ratio >= 0.8, me_ratio >= 0.5, submit_ratio >= 0.15, submit_p99_ms <= 50,
 queue_ratio <= 1.2, claim_ms <= 10, signups_per_core >= 10, burst_5xx = 0,
