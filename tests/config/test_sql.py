@@ -69,7 +69,8 @@ def test_insert_writes_the_row_the_orm_writes() -> None:
     assert not ours._state.adding and ours._state.db == theirs._state.db
     # The upload stored as the ORM stores it (pre_save), under the field's upload_to.
     assert ours.source_image.name.startswith("sources/") and ours.source_image.name.endswith(".png")
-    assert default_storage.open(ours.source_image.name).read() == b"photo"
+    with default_storage.open(ours.source_image.name) as stored:
+        assert stored.read() == b"photo"
 
     def row(job: Job) -> dict[str, object]:
         values = as_fields(Job.objects.get(pk=job.pk))
