@@ -9,9 +9,12 @@ Debian's packages). In one run:
 2. GET /api/v1/me (with 16 keys, then 5,000: a key lookup each) and POST /api/v1/generations
    under the shipped configuration (wrk, 16 connections; the submission p99 at 4 connections),
    the submissions just after the same ones under the reference server (not in RESULT: what
-   the stack itself makes of the view). /me and the submissions each run between two short
-   rounds of the reference's trivial view, the faster of which is their ratio's denominator:
-   the machine's speed drifts over a run, so each ratio is taken within a minute;
+   the stack itself makes of the view), then the floor under them (bench/floor_urls.py: the
+   same body validated and the job inserted, none of the platform's admission; printed, not
+   in RESULT: what bounds submit_ratio on this stack). /me and the submissions each run
+   between two short rounds of the reference's trivial view, the faster of which is their
+   ratio's denominator: the machine's speed drifts over a run, so each ratio is taken within
+   a minute;
 3. submission p50 with the queue filled to 10^2, then 10^6 jobs across 10^3 workspaces
    (inserted in SQL), then emptied back to 10^2; queue_ratio divides the p50 at 10^6 by the
    faster of the two at 10^2 around it. The worker's claim at 10^6;
@@ -69,6 +72,7 @@ from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
+from bench.floor_urls import FLOOR_REQUEST_ID  # noqa: E402
 from billing.models import Plan, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # noqa: E402
@@ -506,6 +510,20 @@ def reference_server() -> contextlib.AbstractContextManager[str]:
     )
 
 
+def floor_server() -> contextlib.AbstractContextManager[str]:
+    """The shipped configuration with one view more: the floor under submit_ratio."""
+    return gunicorn(env={"DJANGO_SETTINGS_MODULE": "bench.floor_settings"})
+
+
+def floor_jobs_delete(answered: int) -> None:
+    """The floor's jobs out of the queue (never stamped, they are no worker's to claim), after
+    checking that each of its `answered` 202s wrote its job."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM generation_job WHERE request_id = %s", [FLOOR_REQUEST_ID])
+        if cursor.rowcount < answered:
+            raise SystemExit(f"the floor answered {answered} but wrote {cursor.rowcount} jobs")
+
+
 def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 3 * BURST + 1000)), hard))
@@ -525,9 +543,11 @@ def main() -> None:
     me_script = lua_with_keys(keys, method="GET", body=None)
     submit_script = lua_with_keys(keys, method="POST", body=BODY)
 
-    with reference_server() as reference, gunicorn() as shipped:
-        wrk(f"{reference}/healthz", connections=16, seconds=2)  # warm both up
+    with reference_server() as reference, gunicorn() as shipped, floor_server() as floor:
+        wrk(f"{reference}/healthz", connections=16, seconds=2)  # warm them up
         wrk(f"{shipped}/healthz", connections=16, seconds=2)
+        wrk(f"{floor}/healthz", connections=16, seconds=2)
+        floor_parts = cpu_markers(floor)
         references, shippeds = [], []
         hello_cpu: dict[str, float] = {}
         reference_parts, parts = cpu_markers(reference), cpu_markers(shipped)
@@ -572,19 +592,37 @@ def main() -> None:
             print_cpu_per_request(f"submission ({label})", result, cpu_spent(markers, cpu_before))
             return result
 
+        def floor_submissions() -> WrkResult:
+            """The stack's floor (bench/floor_urls.py): validation and the job's INSERT alone."""
+            cpu_before = cpu_by_group(floor_parts)
+            result = wrk(f"{floor}/bench/floor", connections=16, script=submit_script)
+            print(f"POST floor, 16 conns, shipped: {result}")
+            print_cpu_per_request("floor submission", result, cpu_spent(floor_parts, cpu_before))
+            if result.non_2xx or result.errors:
+                raise SystemExit(f"the floor view failed: {result}")
+            return result
+
+        wrk(f"{floor}/bench/floor", connections=16, seconds=2, script=submit_script)  # warm up
         # The same submissions under the reference server first: what the stack itself makes
-        # of this view, beside what submit_ratio asks of it.
-        (reference_submit, submit), submit_reference = reference_around(
+        # of this view, beside what submit_ratio asks of it; then the floor under it.
+        (reference_submit, submit, floor_submit), submit_reference = reference_around(
             reference,
             lambda: (
                 submissions("reference gthread", reference, reference_parts),
                 submissions("shipped", shipped, parts),
+                floor_submissions(),
             ),
         )
+        floor_jobs_delete(floor_submit.requests)
         own = reference_submit.rps
         print(
             f"  submission, shipped ÷ reference server {submit.rps / own:.2f}; "
             f"the reference's own submission ÷ its hello {own / submit_reference:.2f}"
+        )
+        print(
+            f"  floor (validation and the INSERT alone) ÷ reference hello "
+            f"{floor_submit.rps / submit_reference:.2f}; the submission ÷ the floor "
+            f"{submit.rps / floor_submit.rps:.2f}"
         )
         small_claim = claim_ms()
         print(f"worker claim at ~{small_depth} queued: {small_claim:.1f} ms")
