@@ -5,7 +5,10 @@ gunicorn with the project's config, then, in one run:
 
 1. drives POST /api/v1/generations from many concurrent clients across many workspaces,
    each workspace sending twice its quota, and GET /api/v1/me (auth only) the same way,
-   alternating rounds so that machine noise hits both alike;
+   alternating rounds so that machine noise hits both alike; and, in the same rounds, the
+   floor under the submission (bench/floor_urls.py, its own server: the same body validated
+   and the job inserted, none of the platform's admission), whose rate over the bare GET's
+   bounds the ratio on this stack (printed, not in RESULT);
 2. counts over-admissions: jobs beyond a workspace's limit (must be 0);
 3. measures submission latency for a workspace with 100 past jobs and one with 1,000,000.
 
@@ -34,6 +37,7 @@ from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
+from bench.floor import FLOOR_PATH, floor_jobs_delete, floor_server  # noqa: E402
 from billing.models import Plan, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 
@@ -133,7 +137,7 @@ def main() -> None:
     plan.save()
 
     per_round = WORKSPACES * QUOTA * 2 // ROUNDS
-    with gunicorn() as url:
+    with gunicorn() as url, floor_server() as floor_url:
 
         def submit(session: object, n: int, offset: list[int] = [0]) -> object:  # noqa: B006
             key = keys[(n + offset[0]) % WORKSPACES]
@@ -149,12 +153,23 @@ def main() -> None:
                 timeout=30,
             )
 
+        def floor(session: object, n: int) -> object:
+            return session.post(  # type: ignore[attr-defined]
+                f"{floor_url}{FLOOR_PATH}", json=BODY,
+                headers={"Authorization": f"Bearer {keys[n % WORKSPACES]}"}, timeout=30,
+            )  # fmt: skip
+
         run_load(bare, total=200, concurrency=CONCURRENCY)  # warm up both paths
-        submits, bares = [], []
+        run_load(floor, total=200, concurrency=CONCURRENCY)
+        submits, bares, floors = [], [], []
         for _ in range(ROUNDS):
             bares.append(run_load(bare, total=per_round, concurrency=CONCURRENCY))
             submits.append(run_load(submit, total=per_round, concurrency=CONCURRENCY))
-        submit_result, bare_result = merge(submits), merge(bares)
+            floors.append(run_load(floor, total=per_round, concurrency=CONCURRENCY))
+        submit_result, bare_result, floor_result = merge(submits), merge(bares), merge(floors)
+        if set(floor_result.statuses) != {202}:
+            sys.exit(f"the floor view failed: {floor_result.statuses}")
+        floor_jobs_delete(floor_result.requests + 200)
 
         # Submission latency against history size; the workspaces' limit is not binding.
         plan.daily_images = 1_000_000_000
@@ -186,7 +201,12 @@ def main() -> None:
 
     print(f"bare   GET /api/v1/me         {fmt(bare_result)}")
     print(f"submit POST /api/v1/generations {fmt(submit_result)}")
+    print(f"floor  POST {FLOOR_PATH}          {fmt(floor_result)}")
     print(f"submit/bare throughput ratio: {ratio:.2f} (goal >= 0.5)")
+    print(
+        f"floor/bare: {floor_result.rps / bare_result.rps:.2f} (what validation and the INSERT "
+        f"alone reach); submit/floor: {submit_result.rps / floor_result.rps:.2f}"
+    )
     print(f"accepted {accepted} of {submit_result.requests}; expected {WORKSPACES * QUOTA}")
     print(f"over-admissions: {over_admissions} (must be 0)")
     print(f"history 100 jobs:       p50 {small.p50:.1f} ms  p99 {small.percentile(0.99):.1f} ms")

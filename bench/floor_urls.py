@@ -6,11 +6,10 @@ its cache included), read the workspace's plan, validate the body with the API's
 `GenerationInput` against it, insert the job in one transaction (`config.sql.model_insert`,
 as `job_submit` does) and answer it with `JobOutput`, without a place. No rate limit, quota,
 content policy, overload estimate, fair-queue stamp, reservation, place index or ticket:
-`bench/front_door.py` serves it under the shipped configuration beside the real submission,
-so that its rate over the reference's trivial view bounds what `submit_ratio` can reach here.
+bench-front-door and bench-admission serve it under the shipped configuration beside the real
+submission (bench/floor.py): its rate bounds what their submission ratios can reach here.
 
-Its jobs carry FLOOR_REQUEST_ID; the benchmark deletes them after its round (they were never
-stamped, so no worker may claim them)."""
+Its jobs carry FLOOR_REQUEST_ID; the benchmarks delete them after their rounds (bench/floor.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bench.floor import FLOOR_PATH, FLOOR_REQUEST_ID
 from billing.selectors import plan_for
 from config.sql import model_insert
 from config.urls import urlpatterns as shipped_urlpatterns
@@ -31,8 +31,6 @@ from generation.api import GenerationInput, JobOutput
 from generation.models import Job
 from generation.selectors import images_prefetched
 from generation.services import MAX_SEED
-
-FLOOR_REQUEST_ID = "bench-floor"
 
 
 class FloorSubmitApi(APIView):
@@ -65,4 +63,4 @@ class FloorSubmitApi(APIView):
         return Response(body, status=202)
 
 
-urlpatterns = [path("bench/floor", FloorSubmitApi.as_view()), *shipped_urlpatterns]
+urlpatterns = [path(FLOOR_PATH.lstrip("/"), FloorSubmitApi.as_view()), *shipped_urlpatterns]

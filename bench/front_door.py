@@ -72,7 +72,7 @@ from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
-from bench.floor_urls import FLOOR_REQUEST_ID  # noqa: E402
+from bench.floor import FLOOR_PATH, floor_jobs_delete, floor_server  # noqa: E402
 from billing.models import Plan, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # noqa: E402
@@ -510,20 +510,6 @@ def reference_server() -> contextlib.AbstractContextManager[str]:
     )
 
 
-def floor_server() -> contextlib.AbstractContextManager[str]:
-    """The shipped configuration with one view more: the floor under submit_ratio."""
-    return gunicorn(env={"DJANGO_SETTINGS_MODULE": "bench.floor_settings"})
-
-
-def floor_jobs_delete(answered: int) -> None:
-    """The floor's jobs out of the queue (never stamped, they are no worker's to claim), after
-    checking that each of its `answered` 202s wrote its job."""
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM generation_job WHERE request_id = %s", [FLOOR_REQUEST_ID])
-        if cursor.rowcount < answered:
-            raise SystemExit(f"the floor answered {answered} but wrote {cursor.rowcount} jobs")
-
-
 def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 3 * BURST + 1000)), hard))
@@ -595,14 +581,14 @@ def main() -> None:
         def floor_submissions() -> WrkResult:
             """The stack's floor (bench/floor_urls.py): validation and the job's INSERT alone."""
             cpu_before = cpu_by_group(floor_parts)
-            result = wrk(f"{floor}/bench/floor", connections=16, script=submit_script)
+            result = wrk(f"{floor}{FLOOR_PATH}", connections=16, script=submit_script)
             print(f"POST floor, 16 conns, shipped: {result}")
             print_cpu_per_request("floor submission", result, cpu_spent(floor_parts, cpu_before))
             if result.non_2xx or result.errors:
                 raise SystemExit(f"the floor view failed: {result}")
             return result
 
-        wrk(f"{floor}/bench/floor", connections=16, seconds=2, script=submit_script)  # warm up
+        wrk(f"{floor}{FLOOR_PATH}", connections=16, seconds=2, script=submit_script)  # warm up
         # The same submissions under the reference server first: what the stack itself makes
         # of this view, beside what submit_ratio asks of it; then the floor under it.
         (reference_submit, submit, floor_submit), submit_reference = reference_around(
