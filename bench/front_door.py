@@ -571,19 +571,18 @@ def main() -> None:
         )
         print(f"POST submit, 4 conns (wrk):  {submit_small}")
 
-        def submissions(label: str, url: str, markers: dict[str, str]) -> WrkResult:
+        def submissions(
+            label: str, url: str, markers: dict[str, str], path: str = "/api/v1/generations"
+        ) -> WrkResult:
             cpu_before = cpu_by_group(markers)
-            result = wrk(f"{url}/api/v1/generations", connections=16, script=submit_script)
-            print(f"POST submit, 16 conns, {label}: {result}")
+            result = wrk(f"{url}{path}", connections=16, script=submit_script)
+            print(f"POST {path}, 16 conns, {label}: {result}")
             print_cpu_per_request(f"submission ({label})", result, cpu_spent(markers, cpu_before))
             return result
 
         def floor_submissions() -> WrkResult:
             """The stack's floor (bench/floor_urls.py): validation and the job's INSERT alone."""
-            cpu_before = cpu_by_group(floor_parts)
-            result = wrk(f"{floor}{FLOOR_PATH}", connections=16, script=submit_script)
-            print(f"POST floor, 16 conns, shipped: {result}")
-            print_cpu_per_request("floor submission", result, cpu_spent(floor_parts, cpu_before))
+            result = submissions("floor, shipped", floor, floor_parts, FLOOR_PATH)
             if result.non_2xx or result.errors:
                 raise SystemExit(f"the floor view failed: {result}")
             return result
