@@ -10,11 +10,13 @@ Debian's packages). In one run:
    under the shipped configuration (wrk, 16 connections; the submission p99 at 4 connections),
    the submissions just after the same ones under the reference server (not in RESULT: what
    the stack itself makes of the view), then the floor under them (bench/floor_urls.py: the
-   same body validated and the job inserted, none of the platform's admission; printed, not
-   in RESULT: what bounds submit_ratio on this stack). /me and the submissions each run
-   between two short rounds of the reference's trivial view, the faster of which is their
-   ratio's denominator: the machine's speed drifts over a run, so each ratio is taken within
-   a minute;
+   same body validated and the job inserted, none of the platform's admission) and the least
+   admission (the floor plus django-ratelimit's check, the policy's rules kept in the process
+   and one Redis pipeline: less than any admission with the product's features does); both
+   printed, not in RESULT: what bounds submit_ratio on this stack. /me and the submissions
+   each run between two short rounds of the reference's trivial view, the faster of which is
+   their ratio's denominator: the machine's speed drifts over a run, so each ratio is taken
+   within a minute;
 3. submission p50 with the queue filled to 10^2, then 10^6 jobs across 10^3 workspaces
    (inserted in SQL), then emptied back to 10^2; queue_ratio divides the p50 at 10^6 by the
    faster of the two at 10^2 around it. The worker's claim at 10^6;
@@ -72,7 +74,7 @@ from accounts.models import Workspace  # noqa: E402
 from accounts.selectors import workspaces_for  # noqa: E402
 from accounts.services import user_signup  # noqa: E402
 from bench.common import LoadResult, gunicorn, run_load  # noqa: E402
-from bench.floor import FLOOR_PATH, floor_jobs_delete, floor_server  # noqa: E402
+from bench.floor import FLOOR_PATH, LEAST_ADMISSION_PATH, floor_jobs_delete, floor_server  # noqa: E402
 from billing.models import Plan, QuotaLedgerEntry, Subscription  # noqa: E402
 from generation.models import Job  # noqa: E402
 from generation.queue import TAG_SCALE, flows_rebuild, queue_index_reconcile  # noqa: E402
@@ -580,25 +582,29 @@ def main() -> None:
             print_cpu_per_request(f"submission ({label})", result, cpu_spent(markers, cpu_before))
             return result
 
-        def floor_submissions() -> WrkResult:
-            """The stack's floor (bench/floor_urls.py): validation and the job's INSERT alone."""
-            result = submissions("floor, shipped", floor, floor_parts, FLOOR_PATH)
+        def floor_submissions(label: str, path: str) -> WrkResult:
+            """The stack's floor, or the least admission (bench/floor_urls.py)."""
+            result = submissions(f"{label}, shipped", floor, floor_parts, path)
             if result.non_2xx or result.errors:
-                raise SystemExit(f"the floor view failed: {result}")
+                raise SystemExit(f"the {label} view failed: {result}")
             return result
 
-        wrk(f"{floor}{FLOOR_PATH}", connections=16, seconds=2, script=submit_script)  # warm up
+        for path in (FLOOR_PATH, LEAST_ADMISSION_PATH):  # warm up
+            wrk(f"{floor}{path}", connections=16, seconds=2, script=submit_script)
         # The same submissions under the reference server first: what the stack itself makes
-        # of this view, beside what submit_ratio asks of it; then the floor under it.
-        (reference_submit, submit, floor_submit), submit_reference = reference_around(
+        # of this view, beside what submit_ratio asks of it; then the floor and the least
+        # admission under it.
+        rounds, submit_reference = reference_around(
             reference,
             lambda: (
                 submissions("reference gthread", reference, reference_parts),
                 submissions("shipped", shipped, parts),
-                floor_submissions(),
+                floor_submissions("floor", FLOOR_PATH),
+                floor_submissions("least admission", LEAST_ADMISSION_PATH),
             ),
         )
-        floor_jobs_delete(floor_submit.requests)
+        reference_submit, submit, floor_submit, least_submit = rounds
+        floor_jobs_delete(floor_submit.requests + least_submit.requests)
         own = reference_submit.rps
         print(
             f"  submission, shipped ÷ reference server {submit.rps / own:.2f}; "
@@ -608,6 +614,11 @@ def main() -> None:
             f"  floor (validation and the INSERT alone) ÷ reference hello "
             f"{floor_submit.rps / submit_reference:.2f}; the submission ÷ the floor "
             f"{submit.rps / floor_submit.rps:.2f}"
+        )
+        print(
+            f"  least admission (the floor, django-ratelimit, cached policy rules, one Redis "
+            f"pipeline) ÷ reference hello {least_submit.rps / submit_reference:.2f}; the "
+            f"submission ÷ it {submit.rps / least_submit.rps:.2f}"
         )
         small_claim = claim_ms()
         print(f"worker claim at ~{small_depth} queued: {small_claim:.1f} ms")
