@@ -12,6 +12,7 @@ import contextlib
 from django.db import connection
 
 from bench.common import gunicorn
+from generation.queue import redis_client
 
 FLOOR_PATH = "/bench/floor"
 FLOOR_REQUEST_ID = "bench-floor"  # on each of the floor's jobs, so that they can be deleted
@@ -22,7 +23,7 @@ LEAST_ADMISSION_IMAGES_KEY = "atelier:bench-floor:images"
 
 
 def floor_server() -> contextlib.AbstractContextManager[str]:
-    """The shipped configuration with the floor's view: its base URL."""
+    """The shipped configuration with the floor's views: its base URL."""
     return gunicorn(env={"DJANGO_SETTINGS_MODULE": "bench.floor_settings"})
 
 
@@ -30,8 +31,6 @@ def floor_jobs_delete(answered: int) -> None:
     """The floor's jobs out of the queue (never stamped, they are no worker's to claim) and the
     bound's index keys out of Redis, after checking that each of the `answered` 202s (the
     floor's and the bound's) wrote its job."""
-    from generation.queue import redis_client
-
     redis_client().delete(LEAST_ADMISSION_JOBS_KEY, LEAST_ADMISSION_IMAGES_KEY)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM generation_job WHERE request_id = %s", [FLOOR_REQUEST_ID])
